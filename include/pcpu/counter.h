@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pcpu/counter.h - dual-mode per-CPU counters.
+ *
+ * A counter is a 64-bit signed sum.  Its policy is chosen at init:
+ *
+ *   PCPU_COUNTER_DUAL (default)  a plain integer owned by the thread that
+ *       initialized it: the owner's add is one plain read-modify-write of a
+ *       word only the owner writes (no lock prefix).  The first update from
+ *       another thread, or pcpu_counter_share(), upgrades the counter to
+ *       per-CPU slots; the owner keeps its private word forever after, and
+ *       that word stays part of the sum, so no owner update in flight during
+ *       an upgrade is lost.  Until then the counter holds no per-CPU memory.
+ *   PCPU_COUNTER_EAGER  per-CPU from the start: the slots are allocated and
+ *       zeroed for every slot at init under the allocator's lock.  This is
+ *       the kernel's percpu_counter, the baseline.
+ *
+ * Updates to per-CPU slots fold into a shared total once a slot's value
+ * reaches +/-PCPU_COUNTER_BATCH, so pcpu_counter_read() is O(1) and within
+ * (PCPU_COUNTER_BATCH - 1) * pcpu_nr_slots() of the exact value.
+ *
+ * Synchronization table ("yes": may run concurrently on the same counter)
+ *
+ *                   add  read  sum  compare  share  set  reset  destroy
+ *   add             yes  yes   yes  yes      yes    no   no     no
+ *   read/sum/cmp    yes  yes   yes  yes      yes    no   no     no
+ *   share           yes  yes   yes  yes      yes    no   no     no
+ *   set/reset       no   no    no   no       no     no   no     no
+ *
+ * Every function is async-signal-safe except init, share, destroy and the
+ * first non-owner add of a DUAL counter (they may allocate).
+ */
+#ifndef PCPU_COUNTER_H
+#define PCPU_COUNTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <pcpu/cpu.h>
+#include <pcpu/alloc.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Policy: plain integer for one owner, per-CPU once shared (default). */
+#define PCPU_COUNTER_DUAL	0u
+/** Policy: per-CPU from the start, every slot zeroed at init (baseline). */
+#define PCPU_COUNTER_EAGER	1u
+
+/** A slot folds into the shared total when its value reaches +/- this. */
+#define PCPU_COUNTER_BATCH	64
+
+/*
+ * Tags in the low bits of pcpu__owner.  A DUAL counter stores its owner's
+ * thread pointer there (16-byte aligned, so the tag bits are 0); EAGER
+ * counters have no owner and store a tag no thread pointer can equal.
+ */
+#define PCPU__OWNER_EAGER	0x1u	/* per-CPU from init                */
+#define PCPU__OWNER_MEMBER	0x4u	/* slots borrowed from an init_many
+					   group: not freed by this counter */
+#define PCPU__OWNER_TAGS	0xfu
+
+/**
+ * struct pcpu_counter - a dual-mode counter; embed it, do not touch it.
+ *
+ * 32 bytes.  The fields are private; each says what protects it.
+ */
+struct pcpu_counter {
+	/* The owner's share of the sum.  Written only by the owner thread
+	 * (one plain RMW instruction); others read it with relaxed loads. */
+	int64_t pcpu__own;
+	/* Owner thread pointer | tags.  Written by init/reset/set only,
+	 * which the caller serializes with every other access. */
+	uintptr_t pcpu__owner;
+	/* Per-CPU area of int64_t, NULL until a DUAL counter is upgraded.
+	 * Installed once with a release CAS; read with acquire loads. */
+	int64_t *pcpu__slots;
+	/* Folded slot values, and non-owner updates of a DUAL counter whose
+	 * upgrade could not allocate.  Atomic RMW only. */
+	int64_t pcpu__shared;
+};
+
+/* Out-of-line slow paths: not API. */
+PCPU_API void pcpu__counter_add_slow(struct pcpu_counter *c, int64_t delta);
+PCPU_API void pcpu__counter_fold(struct pcpu_counter *c, int64_t *slot);
+
+/* The owner's add: one instruction a signal cannot split. */
+static inline void pcpu__own_add(int64_t *p, int64_t delta)
+{
+#if defined(__x86_64__) && !PCPU__TSAN
+	/*
+	 * A memory-destination add without lock prefix: a signal handler runs
+	 * before or after it, never inside it, so its own update of this word
+	 * is never lost.  Only the owner writes *p, so no other CPU's update
+	 * can be lost either; readers' relaxed loads see the old or the new
+	 * value whole (aligned 8-byte access).
+	 */
+	__asm__ __volatile__ ("addq %1, %0" : "+m" (*p) : "er" (delta));
+#else
+	/*
+	 * Elsewhere a relaxed atomic add: uncontended (only the owner writes),
+	 * and still indivisible with respect to signal handlers.
+	 */
+	__atomic_fetch_add(p, delta, __ATOMIC_RELAXED);
+#endif
+}
+
+/**
+ * pcpu_counter_add - add @delta to a counter.
+ * @c:     an initialized counter.
+ * @delta: any value.
+ *
+ * Never fails and never loses an update: if a DUAL counter's upgrade
+ * cannot allocate, the update goes to a shared atomic word and the upgrade
+ * is tried again by a later update.
+ *
+ * This API is MT-safe; it may run concurrently with add, read, sum,
+ * compare and share of the same counter.  It is async-signal-safe on the
+ * owner's path and once the counter is shared.
+ */
+static inline void pcpu_counter_add(struct pcpu_counter *c, int64_t delta)
+{
+	int64_t *slots, *p, v;
+
+	/* Relaxed: the owner field changes only under the caller's own
+	 * serialization (init/reset), never concurrently with add. */
+	if (pcpu__likely(__atomic_load_n(&c->pcpu__owner, __ATOMIC_RELAXED) ==
+			 pcpu__tp())) {
+		pcpu__own_add(&c->pcpu__own, delta);
+		return;
+	}
+	/* Acquire: pairs with the release CAS that installed the slots, so
+	 * the zeroing of every slot happens before this thread's add. */
+	slots = __atomic_load_n(&c->pcpu__slots, __ATOMIC_ACQUIRE);
+	if (pcpu__unlikely(!slots)) {
+		pcpu__counter_add_slow(c, delta);
+		return;
+	}
+	p = (int64_t *)pcpu__slot_ptr(slots, pcpu__slot_of(pcpu__cpu()));
+	/* Relaxed atomic: other threads (a migrated one, one on a CPU that
+	 * shares the slot) may add to the same slot at the same time. */
+	v = __atomic_add_fetch(p, delta, __ATOMIC_RELAXED);
+	if (pcpu__unlikely(v >= PCPU_COUNTER_BATCH || v <= -PCPU_COUNTER_BATCH))
+		pcpu__counter_fold(c, p);
+}
+
+/** pcpu_counter_inc - add 1; see pcpu_counter_add(). */
+static inline void pcpu_counter_inc(struct pcpu_counter *c)
+{
+	pcpu_counter_add(c, 1);
+}
+
+/** pcpu_counter_dec - add -1; see pcpu_counter_add(). */
+static inline void pcpu_counter_dec(struct pcpu_counter *c)
+{
+	pcpu_counter_add(c, -1);
+}
+
+/**
+ * pcpu_counter_init - initialize a counter.
+ * @c:     the counter.
+ * @value: its initial value.
+ * @flags: PCPU_COUNTER_DUAL (0) or PCPU_COUNTER_EAGER.
+ *
+ * DUAL: the calling thread becomes the owner; nothing is allocated.
+ * EAGER: a per-CPU area is allocated and zeroed for every slot.
+ *
+ * Return: 0; -EINVAL (@c NULL, unknown @flags) or -ENOMEM, with @c left
+ * uninitialized.
+ *
+ * This API is MT-safe for distinct counters.
+ */
+PCPU_API int pcpu_counter_init(struct pcpu_counter *c, int64_t value,
+			       unsigned flags);
+
+/**
+ * pcpu_counter_init_many - initialize an array of counters.
+ * @c:     the first of @n counters.
+ * @value: the initial value of each.
+ * @flags: as for pcpu_counter_init().
+ * @n:     how many (1 or more).
+ *
+ * EAGER counters share one per-CPU area per group of up to
+ * PCPU_ALLOC_MAX / 8 counters, allocated at once, as the kernel's
+ * percpu_counter_init_many() does.  Release them with
+ * pcpu_counter_destroy_many() and the same @n.
+ *
+ * Return: 0; -EINVAL (@c NULL, @n 0, unknown @flags) or -ENOMEM, with
+ * nothing allocated.
+ *
+ * This API is MT-safe for distinct counters.
+ */
+PCPU_API int pcpu_counter_init_many(struct pcpu_counter *c, int64_t value,
+				    unsigned flags, unsigned n);
+
+/**
+ * pcpu_counter_destroy - release a counter's per-CPU memory.
+ * @c: a counter from pcpu_counter_init(), or NULL (no-op).
+ *
+ * No other thread may use @c during or after the call.
+ */
+PCPU_API void pcpu_counter_destroy(struct pcpu_counter *c);
+
+/**
+ * pcpu_counter_destroy_many - release counters from pcpu_counter_init_many().
+ * @c: the first counter, or NULL (no-op).
+ * @n: the @n given to pcpu_counter_init_many().
+ */
+PCPU_API void pcpu_counter_destroy_many(struct pcpu_counter *c, unsigned n);
+
+/**
+ * pcpu_counter_read - the approximate value, in O(1).
+ *
+ * The owner's word plus the shared total, without visiting the slots.
+ * When no update is in flight it differs from pcpu_counter_sum() by at
+ * most (PCPU_COUNTER_BATCH - 1) * pcpu_nr_slots().
+ *
+ * This API is MT-safe and async-signal-safe.
+ */
+PCPU_API int64_t pcpu_counter_read(const struct pcpu_counter *c);
+
+/**
+ * pcpu_counter_sum - the exact value.
+ *
+ * Exact whenever no update is in flight; updates that run concurrently
+ * may or may not be counted.  O(pcpu_nr_slots()) once the counter has
+ * per-CPU slots, O(1) before.
+ *
+ * This API is MT-safe and async-signal-safe.
+ */
+PCPU_API int64_t pcpu_counter_sum(const struct pcpu_counter *c);
+
+/**
+ * pcpu_counter_compare - compare a counter with @rhs.
+ *
+ * Return: -1, 0 or 1, the sign of (value - @rhs), exact as
+ * pcpu_counter_sum() is.  Uses pcpu_counter_read() when it is farther
+ * from @rhs than its error bound, and sums otherwise.
+ *
+ * This API is MT-safe and async-signal-safe.
+ */
+PCPU_API int pcpu_counter_compare(const struct pcpu_counter *c, int64_t rhs);
+
+/**
+ * pcpu_counter_set - set the value.
+ *
+ * Not concurrently with any other access to @c.  The owner (DUAL) and the
+ * per-CPU slots are kept.
+ */
+PCPU_API void pcpu_counter_set(struct pcpu_counter *c, int64_t value);
+
+/**
+ * pcpu_counter_share - upgrade a DUAL counter to per-CPU slots now.
+ *
+ * Call it before handing the counter to other threads, as clone() would.
+ * A no-op for counters that are per-CPU already.
+ *
+ * Return: 0, or -EINVAL (@c NULL) or -ENOMEM (the counter stays usable:
+ * other threads' updates then take a shared atomic word).
+ *
+ * This API is MT-safe; it may race with other upgrades of the counter.
+ */
+PCPU_API int pcpu_counter_share(struct pcpu_counter *c);
+
+/**
+ * pcpu_counter_reset - value 0 and a new owner, keeping per-CPU memory.
+ *
+ * The value becomes 0; a DUAL counter's owner becomes the calling thread.
+ * Per-CPU slots the counter has are kept (zeroed), so a later share
+ * allocates nothing.  Not concurrently with any other access to @c.
+ */
+PCPU_API void pcpu_counter_reset(struct pcpu_counter *c);
+
+/**
+ * pcpu_counter_is_shared - whether the counter has per-CPU slots.
+ *
+ * Return: true for EAGER counters and for DUAL counters since their
+ * upgrade; false for a DUAL counter still private to its owner (also when
+ * an upgrade failed to allocate).
+ *
+ * This API is MT-safe.
+ */
+PCPU_API bool pcpu_counter_is_shared(const struct pcpu_counter *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PCPU_COUNTER_H */

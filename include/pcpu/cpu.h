@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pcpu/cpu.h - per-CPU slots: how many there are, which one is mine.
+ *
+ * Every per-CPU area (pcpu/alloc.h) holds one copy per *slot*.  By default
+ * there is one slot per possible CPU of the machine
+ * (/sys/devices/system/cpu/possible).  The count can be changed, while no
+ * area is live, to simulate a machine with more CPUs (benchmarks of the
+ * init cost at 4096 CPUs on a 2-CPU box) or to make several CPUs share a
+ * slot.  Whatever the count, updates through this library stay exact: when
+ * CPUs share slots, the shared slots are updated atomically.
+ *
+ * Synchronization table
+ *
+ *   function                 may run concurrently with
+ *   ----------------------   ------------------------------------------
+ *   pcpu_nr_slots            everything
+ *   pcpu_set_nr_slots        everything (fails with -EBUSY if areas live)
+ *   pcpu_this_slot           everything
+ *   pcpu_update_method       everything
+ */
+#ifndef PCPU_CPU_H
+#define PCPU_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Export macro: the library is built with -fvisibility=hidden. */
+#if defined(__GNUC__)
+# define PCPU_API __attribute__((visibility("default")))
+#else
+# define PCPU_API
+#endif
+
+#if defined(__GNUC__)
+# define pcpu__likely(x)	__builtin_expect(!!(x), 1)
+# define pcpu__unlikely(x)	__builtin_expect(!!(x), 0)
+#else
+# define pcpu__likely(x)	(x)
+# define pcpu__unlikely(x)	(x)
+#endif
+
+/* Is ThreadSanitizer instrumenting this translation unit? */
+#if defined(__SANITIZE_THREAD__)
+# define PCPU__TSAN 1
+#elif defined(__has_feature)
+# if __has_feature(thread_sanitizer)
+#  define PCPU__TSAN 1
+# endif
+#endif
+#ifndef PCPU__TSAN
+# define PCPU__TSAN 0
+#endif
+
+/** The largest slot count pcpu_set_nr_slots() accepts. */
+#define PCPU_MAX_SLOTS	16384u
+
+/*
+ * Run-time state read by the inline fast paths.  Not API: the fields may
+ * change between releases of the library (the soname changes with them).
+ *
+ * nr_slots:  the slot count; written only under the allocator lock and
+ *            only while no area is live, so a thread holding a live area
+ *            always reads the value the area was built with.
+ * rseq_off:  offset of glibc's struct rseq from the thread pointer, or 0
+ *            when glibc registered none (then the CPU number comes from
+ *            sched_getcpu()).  Written once by the library constructor.
+ */
+struct pcpu__rt {
+	unsigned nr_slots;
+	unsigned method;
+	long rseq_off;
+};
+extern PCPU_API struct pcpu__rt pcpu__rt;
+
+/* Out-of-line CPU lookup for threads without a registered rseq area. */
+PCPU_API unsigned pcpu__cpu_slow(void);
+
+/*
+ * pcpu__tp - the calling thread's thread pointer: unique among live
+ * threads and 16-byte aligned, so its low 4 bits are free for tags.
+ */
+static inline uintptr_t pcpu__tp(void)
+{
+	uintptr_t tp;
+#if defined(__x86_64__)
+	/* %fs:0 holds the TCB's pointer to itself (x86-64 TLS ABI). */
+	__asm__ ("mov %%fs:0, %0" : "=r" (tp));
+#elif defined(__aarch64__)
+	__asm__ ("mrs %0, tpidr_el0" : "=r" (tp));
+#else
+	tp = (uintptr_t)__builtin_thread_pointer();
+#endif
+	return tp;
+}
+
+/*
+ * pcpu__cpu - the CPU the caller runs on now, read from the rseq area
+ * glibc registered (one load from TLS) or, failing that, sched_getcpu().
+ */
+static inline unsigned pcpu__cpu(void)
+{
+#if defined(__x86_64__) || defined(__aarch64__)
+	long off = pcpu__rt.rseq_off;
+
+	if (pcpu__likely(off != 0)) {
+		/*
+		 * struct rseq { u32 cpu_id_start; u32 cpu_id; ... }: the kernel
+		 * stores cpu_id on every return to user space of this thread;
+		 * only this thread reads it, so a volatile load suffices.  It is
+		 * (u32)-1 when this thread is not registered, which the unsigned
+		 * compare sends to the slow path.
+		 */
+		unsigned cpu = *(volatile uint32_t *)(pcpu__tp() + off + 4);
+
+		if (pcpu__likely(cpu < 0x7fffffffu))
+			return cpu;
+	}
+#endif
+	return pcpu__cpu_slow();
+}
+
+/* Map a CPU number to a slot: identity unless CPUs share slots. */
+static inline unsigned pcpu__slot_of(unsigned cpu)
+{
+	/* Relaxed: the count changes only while no area is live, and a
+	 * caller mapping a CPU to a slot of a live area reads it then. */
+	unsigned n = __atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
+
+	return pcpu__likely(cpu < n) ? cpu : cpu % n;
+}
+
+/**
+ * pcpu_nr_slots - how many per-CPU slots every area has.
+ *
+ * The machine's possible CPUs (/sys/devices/system/cpu/possible), unless
+ * the environment variable PCPU_NR_SLOTS (read once, at the first call
+ * into the library) or pcpu_set_nr_slots() says otherwise.
+ *
+ * Return: the slot count, at least 1 and at most PCPU_MAX_SLOTS.
+ *
+ * This API is MT-safe.
+ */
+PCPU_API unsigned pcpu_nr_slots(void);
+
+/**
+ * pcpu_set_nr_slots - change the number of per-CPU slots.
+ * @n: the new count, 1 to PCPU_MAX_SLOTS.  A count below the number of
+ *     CPUs makes CPUs share slots (updates stay exact: they turn atomic);
+ *     a count above it simulates a bigger machine.
+ *
+ * Return: 0; -EINVAL if @n is 0 or above PCPU_MAX_SLOTS; -EBUSY while any
+ * per-CPU area (pcpu_alloc(), an EAGER counter, a shared DUAL counter) is
+ * live.  On error nothing changes.
+ *
+ * This API is MT-safe: it serializes with pcpu_alloc() and pcpu_free().
+ */
+PCPU_API int pcpu_set_nr_slots(unsigned n);
+
+/**
+ * pcpu_this_slot - the calling thread's slot now.
+ *
+ * The CPU number (from the rseq area glibc registered, else from
+ * sched_getcpu()) folded into [0, pcpu_nr_slots()).  A hint: the thread
+ * may migrate before the value is used.
+ *
+ * This API is MT-safe and async-signal-safe.
+ */
+PCPU_API unsigned pcpu_this_slot(void);
+
+/**
+ * pcpu_update_method - the per-CPU update mechanism this process uses.
+ *
+ * Return: a static string: "atomic" (a relaxed atomic add on the current
+ * CPU's slot).  For diagnostics and benchmark labels.
+ *
+ * This API is MT-safe.
+ */
+PCPU_API const char *pcpu_update_method(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PCPU_CPU_H */
