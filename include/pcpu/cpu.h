@@ -59,6 +59,11 @@ extern "C" {
 /** The largest slot count pcpu_set_nr_slots() accepts. */
 #define PCPU_MAX_SLOTS	16384u
 
+/* Update methods (pcpu__rt.method).  Not API. */
+#define PCPU__METHOD_ATOMIC	0u	/* relaxed atomics on the slots       */
+#define PCPU__METHOD_RSEQ	1u	/* rseq, registered by glibc          */
+#define PCPU__METHOD_RSEQ_OWN	2u	/* rseq, registered by libpcpu        */
+
 /*
  * Run-time state read by the inline fast paths.  Not API: the fields may
  * change between releases of the library (the soname changes with them).
@@ -66,9 +71,11 @@ extern "C" {
  * nr_slots:  the slot count; written only under the allocator lock and
  *            only while no area is live, so a thread holding a live area
  *            always reads the value the area was built with.
- * rseq_off:  offset of glibc's struct rseq from the thread pointer, or 0
- *            when glibc registered none (then the CPU number comes from
- *            sched_getcpu()).  Written once by the library constructor.
+ * method:    PCPU__METHOD_*; written with nr_slots, under the same rule
+ *            (rseq needs one slot per possible CPU).
+ * rseq_off:  offset from the thread pointer of the struct rseq this
+ *            process uses (glibc's, or libpcpu's own TLS one), or 0 when
+ *            there is none.  Written once by the library constructor.
  */
 struct pcpu__rt {
 	unsigned nr_slots;
@@ -112,8 +119,9 @@ static inline unsigned pcpu__cpu(void)
 		 * struct rseq { u32 cpu_id_start; u32 cpu_id; ... }: the kernel
 		 * stores cpu_id on every return to user space of this thread;
 		 * only this thread reads it, so a volatile load suffices.  It is
-		 * (u32)-1 when this thread is not registered, which the unsigned
-		 * compare sends to the slow path.
+		 * (u32)-1 or -2 when this thread is not registered, which the
+		 * unsigned compare sends to the slow path (which may register
+		 * the thread).
 		 */
 		unsigned cpu = *(volatile uint32_t *)(pcpu__tp() + off + 4);
 
@@ -175,8 +183,12 @@ PCPU_API unsigned pcpu_this_slot(void);
 /**
  * pcpu_update_method - the per-CPU update mechanism this process uses.
  *
- * Return: a static string: "atomic" (a relaxed atomic add on the current
- * CPU's slot).  For diagnostics and benchmark labels.
+ * Return: a static string, for diagnostics and benchmark labels:
+ * "rseq" (a restartable sequence on the current CPU's slot, with the rseq
+ * area glibc registered), "rseq-own" (the same, with an rseq area that
+ * libpcpu registers per thread because glibc did not), or "atomic" (an
+ * atomic compare-and-swap on the current CPU's slot: no rseq, or fewer
+ * slots than CPUs, or PCPU_UPDATE_METHOD=atomic in the environment).
  *
  * This API is MT-safe.
  */
