@@ -84,8 +84,10 @@ struct pcpu_rseq_abi {
  */
 static __thread struct pcpu_rseq_abi pcpu_rseq
 	__attribute__((tls_model("initial-exec"))) = { .cpu_id = (uint32_t)-1 };
-/* 0 not tried, 1 registered, -1 cannot (failed, or thread exiting). */
-static __thread int pcpu_rseq_state __attribute__((tls_model("initial-exec")));
+/* 0 not tried, 1 registered, -1 cannot (failed, or thread exiting).
+ * Volatile: a signal handler on the same thread may change it. */
+static __thread volatile int pcpu_rseq_state
+	__attribute__((tls_model("initial-exec")));
 static pthread_key_t pcpu_rseq_key;
 
 PCPU_API struct pcpu__rt pcpu__rt;
@@ -182,7 +184,15 @@ int pcpu__rseq_ready(void)
 			 * is freed would corrupt memory. */
 			if (pthread_setspecific(pcpu_rseq_key, &pcpu_rseq))
 				rseq_thread_exit(NULL);
-		} else {
+		} else if (pcpu_rseq_state == 0) {
+			/*
+			 * Failed, and not because a signal handler of this
+			 * thread registered us in between (then the state is
+			 * 1 and the kernel said EBUSY: keep it).  A handler
+			 * that interrupts us between our registration and the
+			 * store of 1 fails with EBUSY and stores -1 here,
+			 * which our store of 1 then overwrites.
+			 */
 			pcpu_rseq_state = -1;
 		}
 	}

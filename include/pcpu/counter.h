@@ -63,8 +63,8 @@ extern "C" {
 
 /*
  * Tags in the low bits of pcpu__owner.  A DUAL counter stores its owner's
- * thread pointer there (16-byte aligned, so the tag bits are 0); EAGER
- * counters have no owner and store a tag no thread pointer can equal.
+ * thread pointer there (16-byte aligned, so the tag bits are 0); LAZY and
+ * EAGER counters have no owner and store a tag no thread pointer can equal.
  */
 #define PCPU__OWNER_EAGER	0x1u	/* per-CPU from init, all slots     */
 #define PCPU__OWNER_LAZY	0x2u	/* per-CPU from init, touched slots */
@@ -86,8 +86,10 @@ struct pcpu_counter {
 	uintptr_t pcpu__owner;
 	/* Per-CPU area of biased int64_t (see PCPU__SLOT_BIAS), NULL until
 	 * a DUAL counter is upgraded.  Installed once with a release CAS;
-	 * read with acquire loads.  A slot is written only by the CPU it
-	 * belongs to under rseq, or by atomic CAS under the atomic method. */
+	 * read with acquire loads.  Updates write a slot only from the CPU
+	 * it belongs to in an rseq sequence (rseq methods), or by atomic CAS
+	 * (atomic method); set/reset/destroy, which the caller serializes
+	 * with updates, store to slots directly. */
 	int64_t *pcpu__slots;
 	/* Folded slot values, and non-owner updates of a DUAL counter whose
 	 * upgrade could not allocate.  Atomic RMW only. */
@@ -98,7 +100,8 @@ struct pcpu_counter {
  * Slot encoding.  An untouched slot holds 0 (fresh or cleaned memory); a
  * touched slot holds PCPU__SLOT_BIAS + v with |v| < PCPU_COUNTER_BATCH.
  * One unsigned range check on the new value therefore sends both a first
- * touch and a slot that must fold to the slow path.  Not API.
+ * touch and a slot that must fold to the slow path, provided |delta| <
+ * 2^61 (pcpu_counter_add() sends larger deltas to the slow path).  Not API.
  */
 #define PCPU__SLOT_BIAS	((uint64_t)1 << 62)
 #define PCPU__WIN_LO	(PCPU__SLOT_BIAS - (PCPU_COUNTER_BATCH - 1))
@@ -231,7 +234,14 @@ static inline void pcpu_counter_add(struct pcpu_counter *c, int64_t delta)
 	/* Acquire: pairs with the release CAS that installed the slots, so
 	 * the area's clean state happens before this thread's add. */
 	slots = __atomic_load_n(&c->pcpu__slots, __ATOMIC_ACQUIRE);
-	if (pcpu__likely(slots != NULL)) {
+	/*
+	 * The window check alone would take 0 + delta for a touched value
+	 * when delta is within BATCH of PCPU__SLOT_BIAS; deltas that large
+	 * (|delta| >= 2^61) always take the slow path.  The test folds away
+	 * for constant deltas (inc, dec).
+	 */
+	if (pcpu__likely(slots != NULL &&
+			 (uint64_t)delta + (PCPU__SLOT_BIAS >> 1) < PCPU__SLOT_BIAS)) {
 #ifdef PCPU__HAVE_RSEQ_ASM
 		/* Relaxed loads of set-once globals (see struct pcpu__rt). */
 		if (pcpu__likely(__atomic_load_n(&pcpu__rt.method,

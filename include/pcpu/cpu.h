@@ -146,8 +146,9 @@ static inline unsigned pcpu__slot_of(unsigned cpu)
  * pcpu_nr_slots - how many per-CPU slots every area has.
  *
  * The machine's possible CPUs (/sys/devices/system/cpu/possible), unless
- * the environment variable PCPU_NR_SLOTS (read once, at the first call
- * into the library) or pcpu_set_nr_slots() says otherwise.
+ * the environment variable PCPU_NR_SLOTS (read once, when the library is
+ * loaded; a malformed or out-of-range value is ignored) or
+ * pcpu_set_nr_slots() says otherwise.
  *
  * Return: the slot count, at least 1 and at most PCPU_MAX_SLOTS.
  *
@@ -162,8 +163,9 @@ PCPU_API unsigned pcpu_nr_slots(void);
  *     a count above it simulates a bigger machine.
  *
  * Return: 0; -EINVAL if @n is 0 or above PCPU_MAX_SLOTS; -EBUSY while any
- * per-CPU area (pcpu_alloc(), an EAGER counter, a shared DUAL counter) is
- * live.  On error nothing changes.
+ * per-CPU area (pcpu_alloc(), a LAZY or EAGER counter, a shared DUAL
+ * counter) is live.  On error nothing changes.  The update method may
+ * change with the count (see pcpu_update_method()).
  *
  * This API is MT-safe: it serializes with pcpu_alloc() and pcpu_free().
  */
@@ -172,9 +174,10 @@ PCPU_API int pcpu_set_nr_slots(unsigned n);
 /**
  * pcpu_this_slot - the calling thread's slot now.
  *
- * The CPU number (from the rseq area glibc registered, else from
- * sched_getcpu()) folded into [0, pcpu_nr_slots()).  A hint: the thread
- * may migrate before the value is used.
+ * The CPU number (from the thread's rseq area, glibc's or libpcpu's own,
+ * else from sched_getcpu(), else 0) folded into [0, pcpu_nr_slots()).
+ * Under "rseq-own" a thread's first call may register its rseq area.  A
+ * hint: the thread may migrate before the value is used.
  *
  * This API is MT-safe and async-signal-safe.
  */
@@ -187,8 +190,11 @@ PCPU_API unsigned pcpu_this_slot(void);
  * "rseq" (a restartable sequence on the current CPU's slot, with the rseq
  * area glibc registered), "rseq-own" (the same, with an rseq area that
  * libpcpu registers per thread because glibc did not), or "atomic" (an
- * atomic compare-and-swap on the current CPU's slot: no rseq, or fewer
- * slots than CPUs, or PCPU_UPDATE_METHOD=atomic in the environment).
+ * atomic compare-and-swap on the current CPU's slot: the kernel has no
+ * rseq, the architecture is not x86-64, the library was built with
+ * ThreadSanitizer, there are fewer slots than possible CPUs, or the
+ * environment has PCPU_UPDATE_METHOD=atomic; other values are ignored).
+ * Decided at load time, and again by each pcpu_set_nr_slots().
  *
  * This API is MT-safe.
  */
