@@ -111,18 +111,27 @@ static inline void bit_clear(uint64_t *map, unsigned i)
 	map[i / 64] &= ~(1ull << (i % 64));
 }
 
-/* First index >= i in [0, PCPU_NGRAN) whose bit equals @want, or NGRAN. */
-static unsigned find_next(const uint64_t *map, unsigned i, int want)
+/* First index in [i, end) whose bit equals @want, or @end (<= NGRAN). */
+static unsigned find_next_in(const uint64_t *map, unsigned i, unsigned end,
+			     int want)
 {
-	while (i < PCPU_NGRAN) {
+	while (i < end) {
 		uint64_t w = want ? map[i / 64] : ~map[i / 64];
 
 		w &= ~0ull << (i % 64);
-		if (w)
-			return (i & ~63u) + (unsigned)__builtin_ctzll(w);
+		if (w) {
+			i = (i & ~63u) + (unsigned)__builtin_ctzll(w);
+			return i < end ? i : end;
+		}
 		i = (i & ~63u) + 64;
 	}
-	return PCPU_NGRAN;
+	return end;
+}
+
+/* First index >= i whose bit equals @want, or NGRAN. */
+static unsigned find_next(const uint64_t *map, unsigned i, int want)
+{
+	return find_next_in(map, i, PCPU_NGRAN, want);
 }
 
 /* Set or clear the bits [i, i + n). */
@@ -209,9 +218,10 @@ static unsigned chunk_find(const struct pcpu_chunk *chunk, unsigned n,
 	unsigned i = (chunk->first_free + a - 1) & ~(a - 1);
 
 	while (i + n <= PCPU_NGRAN) {
-		unsigned used = find_next(chunk->alloc_map, i, 1);
+		/* Look no further than the candidate range. */
+		unsigned used = find_next_in(chunk->alloc_map, i, i + n, 1);
 
-		if (used >= i + n)
+		if (used == i + n)
 			return i;
 		i = find_next(chunk->alloc_map, used, 0);
 		i = (i + a - 1) & ~(a - 1);
@@ -289,7 +299,7 @@ static void *alloc_locked(unsigned n, unsigned a, int eager)
 	 * caller publishes the area to other threads after we return.  A
 	 * clean allocation pays this only for granules pcpu_free() dirtied.
 	 */
-	if (eager || find_next(chunk->dirty_map, off, 1) < off + n)
+	if (eager || find_next_in(chunk->dirty_map, off, off + n, 1) < off + n)
 		zero_units(chunk, off, n, nr);
 	bits_assign(chunk->dirty_map, off, n, 0);
 	return chunk->base + (size_t)off * PCPU_GRAN;
@@ -437,8 +447,7 @@ int pcpu__alloc_set_nr_slots(unsigned n)
 		/* Relaxed: no area is live, so no fast path maps a CPU to a
 		 * slot of one; later allocations read it under this lock. */
 		__atomic_store_n(&pcpu__rt.nr_slots, n, __ATOMIC_RELAXED);
-		__atomic_store_n(&pcpu__rt.method, pcpu__method_for(n),
-				 __ATOMIC_RELAXED);
+		pcpu__set_method(n);
 	}
 	pthread_mutex_unlock(&pcpu_alloc_mutex);
 	return 0;

@@ -39,9 +39,10 @@
  *     dlopen() returns, and again idempotently by pcpu__init() for callers
  *     that run before constructors (another constructor).
  *  2. pcpu__rt.rseq_off is written once, during set-up.
- *  3. pcpu__rt.nr_slots and .method are written only by set-up and by
- *     pcpu__alloc_set_nr_slots() under the allocator lock while no area is
- *     live (alloc.c), so they are constant for the life of any area.
+ *  3. pcpu__rt.nr_slots, .method and .rseq_fast are written only by
+ *     set-up and by pcpu__alloc_set_nr_slots() under the allocator lock
+ *     while no area is live (alloc.c), so they are constant for the life
+ *     of any area.
  *  4. Our own rseq area is registered only by its thread, and unregistered
  *     by its thread's exit (a pthread key destructor) before its TLS goes;
  *     a thread never registers again after that.
@@ -199,12 +200,17 @@ int pcpu__rseq_ready(void)
 	return pcpu_rseq_state == 1 ? 0 : -1;
 }
 
-unsigned pcpu__method_for(unsigned nr_slots)
+void pcpu__set_method(unsigned nr_slots)
 {
 	/* rseq writes slot == CPU: every possible CPU needs its own. */
-	if (nr_slots < pcpu_possible)
-		return PCPU__METHOD_ATOMIC;
-	return pcpu_rseq_kind;
+	unsigned m = nr_slots < pcpu_possible ? PCPU__METHOD_ATOMIC
+					      : pcpu_rseq_kind;
+
+	/* Relaxed: see invariant 3; readers hold no area while it changes. */
+	__atomic_store_n(&pcpu__rt.method, m, __ATOMIC_RELAXED);
+	__atomic_store_n(&pcpu__rt.rseq_fast,
+			 m == PCPU__METHOD_ATOMIC ? 0 : pcpu__rt.rseq_off,
+			 __ATOMIC_RELAXED);
 }
 
 /* Which rseq this process can use, if any; sets pcpu__rt.rseq_off. */
@@ -258,8 +264,7 @@ static void pcpu_setup(void)
 	/* Relaxed: published to other threads by pthread_once() or by the
 	 * constructor running before any thread of the process can call us. */
 	__atomic_store_n(&pcpu__rt.nr_slots, n, __ATOMIC_RELAXED);
-	__atomic_store_n(&pcpu__rt.method, pcpu__method_for(n),
-			 __ATOMIC_RELAXED);
+	pcpu__set_method(n);
 }
 
 void pcpu__init(void)

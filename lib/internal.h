@@ -15,8 +15,9 @@ void pcpu__init(void);
 /* cpu.c: the default slot count (possible CPUs, or PCPU_NR_SLOTS). */
 unsigned pcpu__default_nr_slots(void);
 
-/* cpu.c: the update method for @nr_slots slots (PCPU__METHOD_*). */
-unsigned pcpu__method_for(unsigned nr_slots);
+/* cpu.c: choose the update method for @nr_slots slots: sets
+ * pcpu__rt.method and .rseq_fast (under the rules of invariant 3). */
+void pcpu__set_method(unsigned nr_slots);
 
 /* cpu.c: make sure the calling thread can run rseq sequences, registering
  * it if the library registers its own.  0 when it can, -1 when it cannot

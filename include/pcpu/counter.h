@@ -59,7 +59,7 @@ extern "C" {
 #define PCPU_COUNTER_LAZY	2u
 
 /** A slot folds into the shared total when its value reaches +/- this. */
-#define PCPU_COUNTER_BATCH	64
+#define PCPU_COUNTER_BATCH	256
 
 /*
  * Tags in the low bits of pcpu__owner.  A DUAL counter stores its owner's
@@ -98,14 +98,23 @@ struct pcpu_counter {
 
 /*
  * Slot encoding.  An untouched slot holds 0 (fresh or cleaned memory); a
- * touched slot holds PCPU__SLOT_BIAS + v with |v| < PCPU_COUNTER_BATCH.
- * One unsigned range check on the new value therefore sends both a first
- * touch and a slot that must fold to the slow path, provided |delta| <
- * 2^61 (pcpu_counter_add() sends larger deltas to the slow path).  Not API.
+ * touched slot holds PCPU__SLOT_BIAS + v with |v| < PCPU_COUNTER_BATCH,
+ * that is [BATCH + 1, 3 * BATCH - 1].  The fast path takes only deltas
+ * with |delta| < BATCH (others fold anyway), so 0 + delta never lands in
+ * that window, and one unsigned range check on the new value sends both a
+ * first touch and a slot that must fold to the slow path.  The window's
+ * bounds fit in instruction immediates.  Not API.
  */
-#define PCPU__SLOT_BIAS	((uint64_t)1 << 62)
+#define PCPU__SLOT_BIAS	((uint64_t)2 * PCPU_COUNTER_BATCH)
 #define PCPU__WIN_LO	(PCPU__SLOT_BIAS - (PCPU_COUNTER_BATCH - 1))
 #define PCPU__WIN_SZ	(2 * PCPU_COUNTER_BATCH - 1)
+
+/* Whether the fast path may take @delta (constant-folds for inc/dec). */
+static inline int pcpu__small_delta(int64_t delta)
+{
+	return (uint64_t)delta + (PCPU_COUNTER_BATCH - 1) <
+	       2 * PCPU_COUNTER_BATCH - 1;
+}
 
 /* Out-of-line slow path: not API. */
 PCPU_API void pcpu__counter_add_slow(struct pcpu_counter *c, int64_t delta);
@@ -162,8 +171,7 @@ static inline int pcpu__rseq_slot_add(int64_t *slots, int64_t delta, long off)
 		"addq %[slots], %%rax\n\t"
 		"movq (%%rax), %%rcx\n\t"
 		"addq %[delta], %%rcx\n\t"
-		"movq %%rcx, %%rdx\n\t"
-		"subq %[lo], %%rdx\n\t"
+		"leaq %c[nlo](%%rcx), %%rdx\n\t"	/* new - WIN_LO */
 		"cmpq %[sz], %%rdx\n\t"
 		"jae %l[slow]\n\t"
 		"movq %%rcx, (%%rax)\n\t"		/* commit */
@@ -176,7 +184,7 @@ static inline int pcpu__rseq_slot_add(int64_t *slots, int64_t delta, long off)
 		".popsection\n\t"
 		: /* no outputs */
 		: [off] "r" (off), [slots] "r" (slots), [delta] "r" (delta),
-		  [lo] "r" (PCPU__WIN_LO), [sz] "i" (PCPU__WIN_SZ),
+		  [nlo] "i" (-(long)PCPU__WIN_LO), [sz] "i" (PCPU__WIN_SZ),
 		  [shift] "i" (PCPU__UNIT_SHIFT)
 		: "memory", "cc", "rax", "rcx", "rdx"
 		: slow);
@@ -234,21 +242,14 @@ static inline void pcpu_counter_add(struct pcpu_counter *c, int64_t delta)
 	/* Acquire: pairs with the release CAS that installed the slots, so
 	 * the area's clean state happens before this thread's add. */
 	slots = __atomic_load_n(&c->pcpu__slots, __ATOMIC_ACQUIRE);
-	/*
-	 * The window check alone would take 0 + delta for a touched value
-	 * when delta is within BATCH of PCPU__SLOT_BIAS; deltas that large
-	 * (|delta| >= 2^61) always take the slow path.  The test folds away
-	 * for constant deltas (inc, dec).
-	 */
-	if (pcpu__likely(slots != NULL &&
-			 (uint64_t)delta + (PCPU__SLOT_BIAS >> 1) < PCPU__SLOT_BIAS)) {
+	if (pcpu__likely(slots != NULL && pcpu__small_delta(delta))) {
 #ifdef PCPU__HAVE_RSEQ_ASM
-		/* Relaxed loads of set-once globals (see struct pcpu__rt). */
-		if (pcpu__likely(__atomic_load_n(&pcpu__rt.method,
-						 __ATOMIC_RELAXED) !=
-				 PCPU__METHOD_ATOMIC)) {
-			if (pcpu__likely(pcpu__rseq_slot_add(slots, delta,
-							     pcpu__rt.rseq_off)))
+		/* Relaxed: set while no area is live (see struct pcpu__rt). */
+		long off = __atomic_load_n(&pcpu__rt.rseq_fast,
+					   __ATOMIC_RELAXED);
+
+		if (pcpu__likely(off != 0)) {
+			if (pcpu__likely(pcpu__rseq_slot_add(slots, delta, off)))
 				return;
 		} else
 #endif

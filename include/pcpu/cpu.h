@@ -76,11 +76,14 @@ extern "C" {
  * rseq_off:  offset from the thread pointer of the struct rseq this
  *            process uses (glibc's, or libpcpu's own TLS one), or 0 when
  *            there is none.  Written once by the library constructor.
+ * rseq_fast: rseq_off while the method is an rseq one, else 0: the one
+ *            word the counters' fast path tests.  Written with method.
  */
 struct pcpu__rt {
 	unsigned nr_slots;
 	unsigned method;
 	long rseq_off;
+	long rseq_fast;
 };
 extern PCPU_API struct pcpu__rt pcpu__rt;
 
