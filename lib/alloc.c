@@ -191,6 +191,14 @@ static struct pcpu_chunk *chunk_create(unsigned nr_slots)
 	if (base + len < map + len + align)
 		munmap(base + len, (size_t)(map + len + align - (base + len)));
 
+	/*
+	 * 4 KiB pages: a transparent huge page would put 32 units' worth of
+	 * memory behind the first touch of one (LAZY promises untouched slots
+	 * cost nothing).  Advice only; failure changes nothing.
+	 */
+#ifdef MADV_NOHUGEPAGE
+	madvise(base, len, MADV_NOHUGEPAGE);
+#endif
 	chunk->base = base;
 	chunk->len = len;
 	chunk->free_gran = PCPU_NGRAN;

@@ -300,8 +300,14 @@ PCPU_API void pcpu__counter_add_slow(struct pcpu_counter *c, int64_t delta)
 {
 	int64_t *slots = load_slots(c);
 
-	if (!slots && !(c->pcpu__owner & PCPU__OWNER_TAGS))
+	if (!slots && !(c->pcpu__owner & PCPU__OWNER_TAGS)) {
+		/* An add never fails, so it leaves errno alone (a signal
+		 * handler's add must not spoil the interrupted code's). */
+		int saved = errno;
+
 		slots = upgrade(c, 0);
+		errno = saved;
+	}
 	if (slots && slot_add_slow(c, slots, delta) == 0)
 		return;
 	/* No slots, or no rseq for this thread: stay exact on the shared
