@@ -7,12 +7,14 @@
  *     value = own + shared + sum over touched slots s of (slots[s] - BIAS)
  *
  * own     the owner's word (DUAL).  Only the owner thread writes it, with
- *         one non-atomic add instruction (pcpu__own_add()).  It stays part
- *         of the value forever, also after the counter is shared: the owner
- *         keeps its cheap path, and an owner update that is in flight while
- *         another thread upgrades the counter lands in a word the upgrade
- *         does not touch, so it cannot be lost.  LAZY and EAGER counters
- *         have no owner and keep only their initial value here.
+ *         one non-atomic add instruction (pcpu__own_add()), and only while
+ *         the counter has no slots: after the upgrade the owner updates the
+ *         slots like any thread, because own shares a cache line with the
+ *         fields every adder reads.  It stays part of the value forever, so
+ *         an owner update in flight while another thread upgrades the
+ *         counter (it saw no slots yet) lands in a word the upgrade does
+ *         not touch and is not lost.  LAZY and EAGER counters have no owner
+ *         and keep only their initial value here.
  * shared  an atomic word: slot values folded in once they reach
  *         +/-PCPU_COUNTER_BATCH (what makes read() O(1)), updates of
  *         non-owners while a DUAL upgrade cannot allocate, and updates of
