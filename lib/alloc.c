@@ -18,12 +18,15 @@
  * chunk of an area starts at area & ~(chunk_align - 1); pcpu_free() checks
  * that start against its list of chunks before it trusts the pointer.
  *
- * After the units comes the touch map of the LAZY counters (counter.c),
- * also reserved and so free until written: for every granule g of a unit,
- * a summary word, and per group of 64 slots a mask word whose bit s % 64
- * says that slot s has touched the area at g:
+ * After the units come the counters' side words (counter.c), also
+ * reserved and so free until written.  For every granule g of a unit: the
+ * touch map, a summary word and per group of 64 slots a mask word whose
+ * bit s % 64 says that slot s has touched the area at g; and a fold word
+ * (the total that full slots fold into, alone on its cache line so that
+ * folds do not disturb the line every adder reads):
  *
  *   | units ... | summary[NGRAN] | mask group 0 [NGRAN] | group 1 | ...
+ *   | fold[NGRAN], 64 B apart |
  *
  * Clean areas.  pcpu_alloc() zeroes every slot, the eager way.  The LAZY
  * counters instead ask for *clean* areas (pcpu__alloc_clean()): every
@@ -54,8 +57,8 @@
  *     other area overlaps it, in any unit.
  *  4. pcpu_nr_empty counts chunks with no area; it is at most 1 after
  *     every free.
- *  5. A free granule not in dirty_map is zero in every unit, and the touch
- *     map words of every free granule are zero.
+ *  5. A free granule not in dirty_map is zero in every unit, and the fold
+ *     and touch map words of every free granule are zero.
  *  6. Nothing here calls malloc: chunk bookkeeping is mmap()ed, so that
  *     pcpu__alloc_clean(size, 0), which only tries the lock, may run in a
  *     signal handler.
@@ -72,6 +75,9 @@
 #define PCPU_GRAN		8u
 #define PCPU_NGRAN		(unsigned)(PCPU__UNIT_SIZE / PCPU_GRAN)
 #define PCPU_MAP_WORDS		(PCPU_NGRAN / 64)
+/* Words from one fold word to the next: a cache line each.  A unit holds
+ * one word per granule, so the fold words take PCPU_FOLD_STRIDE units. */
+#define PCPU_FOLD_STRIDE	8u
 
 struct pcpu_chunk {
 	char *base;			/* unit 0, aligned to pcpu_chunk_align */
@@ -168,8 +174,9 @@ static unsigned nr_groups(unsigned nr_slots)
 
 static struct pcpu_chunk *chunk_create(unsigned nr_slots)
 {
-	size_t len = ((size_t)nr_slots + 1 + nr_groups(nr_slots)) *
-		     PCPU__UNIT_SIZE;
+	/* Units, summary words, mask groups, fold words. */
+	size_t len = ((size_t)nr_slots + 1 + nr_groups(nr_slots) +
+		      PCPU_FOLD_STRIDE) * PCPU__UNIT_SIZE;
 	size_t align = pow2_at_least(len);
 	struct pcpu_chunk *chunk;
 	char *map, *base;
@@ -429,6 +436,8 @@ void pcpu__area_touch(const void *area, struct pcpu__touch *t)
 
 	t->summary = meta + g;
 	t->mask0 = meta + PCPU_NGRAN + g;
+	t->fold = (int64_t *)meta + (size_t)PCPU_NGRAN * (1 + nr_groups(nr)) +
+		  (size_t)g * PCPU_FOLD_STRIDE;
 	t->stride = PCPU_NGRAN;
 	t->nr_groups = nr_groups(nr);
 	t->per_bit = (t->nr_groups + 63) / 64;

@@ -4,7 +4,8 @@
  *
  * A counter's value is the sum of three parts:
  *
- *     value = own + shared + sum over touched slots s of (slots[s] - BIAS)
+ *     value = own + shared + fold + sum over touched slots s of
+ *             (slots[s] - BIAS)
  *
  * own     the owner's word (DUAL).  Only the owner thread writes it, with
  *         one non-atomic add instruction (pcpu__own_add()), and only while
@@ -15,10 +16,14 @@
  *         counter (it saw no slots yet) lands in a word the upgrade does
  *         not touch and is not lost.  LAZY and EAGER counters have no owner
  *         and keep only their initial value here.
- * shared  an atomic word: slot values folded in once they reach
- *         +/-PCPU_COUNTER_BATCH (what makes read() O(1)), updates of
- *         non-owners while a DUAL upgrade cannot allocate, and updates of
- *         threads that have no rseq area under the rseq method.
+ * shared  an atomic word in the counter: updates of non-owners while a
+ *         DUAL upgrade cannot allocate, and updates of threads that have no
+ *         rseq area under the rseq method.  Rarely written.
+ * fold    an atomic word beside the area (alloc.c's side words), alone on
+ *         its cache line: slot values folded in once they reach
+ *         +/-PCPU_COUNTER_BATCH, which is what makes read() O(1).  Not in
+ *         the counter itself, whose cache line every adder reads: a fold
+ *         there would cost every other CPU a cache miss on its next add.
  * slots   a per-CPU area of int64_t.  A slot holds 0 until its CPU first
  *         updates the counter, then PCPU__SLOT_BIAS + v, |v| < BATCH.
  *
@@ -96,7 +101,15 @@ static int64_t slot_value(uint64_t x)
 	return x ? (int64_t)(x - BIAS) : 0;
 }
 
-/* --- the touch map ------------------------------------------------------ */
+/* --- side words: fold total and touch map -------------------------------- */
+
+static int64_t *fold_word(const int64_t *slots)
+{
+	struct pcpu__touch t;
+
+	pcpu__area_touch(slots, &t);
+	return t.fold;
+}
 
 static void mark_touched(const int64_t *slots, unsigned s)
 {
@@ -274,7 +287,7 @@ static int slot_add_slow(struct pcpu_counter *c, int64_t *slots,
 	 * independently; a sum concurrent with the fold may count it twice
 	 * or not at all, which the contract allows for in-flight updates. */
 	if (carry)
-		__atomic_fetch_add(&c->pcpu__shared, carry, __ATOMIC_RELAXED);
+		__atomic_fetch_add(fold_word(slots), carry, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -398,12 +411,16 @@ PCPU_API int pcpu_counter_init(struct pcpu_counter *c, int64_t value,
 	return pcpu_counter_init_many(c, value, flags, 1);
 }
 
-/* Clean @c's touched slots (LAZY/DUAL) so the area can go back clean. */
+/* Zero @c's fold word and (LAZY/DUAL) touched slots: the area's side
+ * words go back clean (alloc.c invariant 5), and LAZY areas entirely. */
 static void clean(struct pcpu_counter *c)
 {
 	int64_t *slots = c->pcpu__slots;
 
-	if (slots && !is_eager(c))
+	if (!slots)
+		return;
+	__atomic_store_n(fold_word(slots), 0, __ATOMIC_RELAXED);
+	if (!is_eager(c))
 		visit(c, slots, VISIT_CLEAN);
 }
 
@@ -437,10 +454,15 @@ PCPU_API void pcpu_counter_destroy_many(struct pcpu_counter *c, unsigned n)
 
 PCPU_API int64_t pcpu_counter_read(const struct pcpu_counter *c)
 {
+	int64_t *slots = load_slots(c);
 	/* Relaxed: each word is read whole; their sum is approximate by
 	 * contract (invariant 3 bounds the error). */
-	return (int64_t)((uint64_t)__atomic_load_n(&c->pcpu__own, __ATOMIC_RELAXED) +
-			 (uint64_t)__atomic_load_n(&c->pcpu__shared, __ATOMIC_RELAXED));
+	uint64_t v = (uint64_t)__atomic_load_n(&c->pcpu__own, __ATOMIC_RELAXED) +
+		     (uint64_t)__atomic_load_n(&c->pcpu__shared, __ATOMIC_RELAXED);
+
+	if (slots)
+		v += (uint64_t)__atomic_load_n(fold_word(slots), __ATOMIC_RELAXED);
+	return (int64_t)v;
 }
 
 PCPU_API int64_t pcpu_counter_sum(const struct pcpu_counter *c)
@@ -481,8 +503,10 @@ PCPU_API void pcpu_counter_set(struct pcpu_counter *c, int64_t value)
 
 	/* Relaxed stores: set is serialized with every other access by the
 	 * caller; atomics only keep concurrent *readers* (misuse) race-free. */
-	if (slots)
+	if (slots) {
 		visit(c, slots, VISIT_RESET);
+		__atomic_store_n(fold_word(slots), 0, __ATOMIC_RELAXED);
+	}
 	__atomic_store_n(&c->pcpu__shared, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->pcpu__own, value, __ATOMIC_RELAXED);
 }

@@ -40,11 +40,12 @@ void *pcpu__alloc_clean(size_t size, int wait);
 void pcpu__free_clean(void *area);
 
 /*
- * Where the touch map words of a live area are: the summary word, and the
- * mask word of group k at mask0[k * stride].  Summary bit b stands for the
- * groups [b * per_bit, (b + 1) * per_bit).
+ * Where the side words of a live area are: the fold word, the summary
+ * word, and the mask word of group k at mask0[k * stride].  Summary bit b
+ * stands for the groups [b * per_bit, (b + 1) * per_bit).
  */
 struct pcpu__touch {
+	int64_t *fold;
 	uint64_t *summary;
 	uint64_t *mask0;
 	size_t stride;

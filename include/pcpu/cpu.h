@@ -36,6 +36,13 @@ extern "C" {
 # define PCPU_API
 #endif
 
+/* Hot-path helpers: always inlined (a call costs more than the add). */
+#if defined(__GNUC__)
+# define PCPU__INLINE	static inline __attribute__((always_inline))
+#else
+# define PCPU__INLINE	static inline
+#endif
+
 #if defined(__GNUC__)
 # define pcpu__likely(x)	__builtin_expect(!!(x), 1)
 # define pcpu__unlikely(x)	__builtin_expect(!!(x), 0)
@@ -94,7 +101,7 @@ PCPU_API unsigned pcpu__cpu_slow(void);
  * pcpu__tp - the calling thread's thread pointer: unique among live
  * threads and 16-byte aligned, so its low 4 bits are free for tags.
  */
-static inline uintptr_t pcpu__tp(void)
+PCPU__INLINE uintptr_t pcpu__tp(void)
 {
 	uintptr_t tp;
 #if defined(__x86_64__)
@@ -112,7 +119,7 @@ static inline uintptr_t pcpu__tp(void)
  * pcpu__cpu - the CPU the caller runs on now, read from the rseq area
  * glibc registered (one load from TLS) or, failing that, sched_getcpu().
  */
-static inline unsigned pcpu__cpu(void)
+PCPU__INLINE unsigned pcpu__cpu(void)
 {
 #if defined(__x86_64__) || defined(__aarch64__)
 	long off = pcpu__rt.rseq_off;
@@ -136,7 +143,7 @@ static inline unsigned pcpu__cpu(void)
 }
 
 /* Map a CPU number to a slot: identity unless CPUs share slots. */
-static inline unsigned pcpu__slot_of(unsigned cpu)
+PCPU__INLINE unsigned pcpu__slot_of(unsigned cpu)
 {
 	/* Relaxed: the count changes only while no area is live, and a
 	 * caller mapping a CPU to a slot of a live area reads it then. */
