@@ -23,7 +23,11 @@
  * after every thread's last run(): the bodies need no barrier of their
  * own.  run() may be called by several threads at once on the same
  * context; it only reads the context, apart from atomic updates of
- * ctx->ops and ctx->error.
+ * ctx->ops, ctx->next_thread and ctx->error.
+ *
+ * An error message that starts with "skipped:" marks a body that cannot
+ * run here (no rseq, fewer than two CPUs): bench/report.awk lists it but
+ * does not fail the run.
  */
 #ifndef PCPU_BENCH_H
 #define PCPU_BENCH_H
@@ -41,6 +45,11 @@ struct pcpu_bench_ctx {
 	const struct pcpu_bench *bench;
 	unsigned long arg;	/* this run's argument (slot count), or 0 */
 	int threads;		/* threads running run() concurrently */
+	/* Unique per run (the shim numbers them from 1), so that a thread
+	 * can tell its first run() call of a run from later ones. */
+	unsigned long run_id;
+	/* Threads that have made their first run() call (atomic). */
+	int next_thread;
 	void *data;		/* the body's shared state, set by setup() */
 	/* Operations performed by all threads (atomic add per batch), so
 	 * teardown can check the counter against what was added. */

@@ -1,16 +1,26 @@
 # SPDX-License-Identifier: MIT
 #
-# bench/plot.gp - init + destroy cost by slot count, one line per policy.
+# bench/plot.gp - the two plots of bench/run.
 #
-#   gnuplot -e "datafile='init-cost.dat'; outfile='init-cost.png'; \
-#               term='pngcairo'" bench/plot.gp
+#   gnuplot -e "what='init'; datafile='init-cost.dat'; \
+#               outfile='init-cost.png'; term='pngcairo'" bench/plot.gp
+#   gnuplot -e "what='memory'; datafile='memory.dat'; \
+#               outfile='memory.png'; term='pngcairo'" bench/plot.gp
 #
-# datafile is what bench/report.awk writes with -v dat=...: slots, EAGER ns,
-# DUAL ns, EAGER/DUAL, DUAL+share ns; "?" marks a missing value.  term is
-# pngcairo where gnuplot has it, else png (libgd), as bench/run decides.
+# what='init' (the default): init + destroy cost by slot count, one line
+# per policy.  datafile is what bench/report.awk writes with -v dat=...:
+# slots, EAGER ns, LAZY ns, DUAL ns, DUAL+share ns, EAGER/LAZY, EAGER/DUAL.
+#
+# what='memory': resident memory of many counters touched by one CPU, by
+# slot count.  datafile is what bench/pcpu-mem writes with --dat: slots,
+# EAGER MiB, LAZY MiB, DUAL+share MiB, EAGER's slots alone (N*slots*8 B).
+#
+# "?" marks a missing value.  term is pngcairo where gnuplot has it, else
+# png (libgd), as bench/run decides.
 
-if (!exists("datafile")) datafile = 'init-cost.dat'
-if (!exists("outfile")) outfile = 'init-cost.png'
+if (!exists("what")) what = 'init'
+if (!exists("datafile")) datafile = (what eq 'memory') ? 'memory.dat' : 'init-cost.dat'
+if (!exists("outfile")) outfile = (what eq 'memory') ? 'memory.png' : 'init-cost.png'
 if (!exists("term")) term = 'png'
 
 if (term eq 'pngcairo') {
@@ -21,18 +31,34 @@ if (term eq 'pngcairo') {
 set output outfile
 
 set datafile missing '?'
-set title 'libpcpu: cost of pcpu\_counter\_init + pcpu\_counter\_destroy'
-set xlabel 'per-CPU slots (simulated CPUs, pcpu\_set\_nr\_slots)'
-set ylabel 'ns per counter (median, wall clock)'
 set logscale x 2
 set logscale y 10
 set format x '%g'
-set xtics 2
-set format y '10^{%L}'
-set xrange [0.7:5900]
 set grid xtics ytics mytics
 set key top left box opaque
 
-plot datafile using 1:2 with linespoints lw 2 pt 7 title 'EAGER (per-CPU at init)', \
-     datafile using 1:5 with linespoints lw 2 pt 6 dt 2 title 'DUAL + pcpu\_counter\_share', \
-     datafile using 1:3 with linespoints lw 2 pt 5 title 'DUAL (owner-private until shared)'
+if (what eq 'memory') {
+	set title 'libpcpu: resident memory of 20000 counters, each touched once by CPU 0'
+	set xlabel 'per-CPU slots (simulated CPUs, pcpu\_set\_nr\_slots)'
+	set ylabel 'MiB resident (statm growth, fresh process per point)'
+	set xrange [0.7:5900]
+	set xtics (1, 4, 16, 64, 256, 1024, 4096)
+	set format y '%g'
+	set arrow from 0.7,16 to 5900,16 nohead dt 3 lw 1.5 lc rgb 'gray40'
+	set label 'target for LAZY at 4096 slots: 16 MiB' at 1,20 textcolor rgb 'gray40'
+	plot datafile using 1:2 with linespoints lw 2 pt 7 title 'EAGER (every slot zeroed at init)', \
+	     datafile using 1:5 with lines lw 1 dt 2 lc rgb 'gray50' title 'EAGER slots alone: N x slots x 8 B', \
+	     datafile using 1:3 with linespoints lw 2 pt 5 title 'LAZY (slots written on first touch)', \
+	     datafile using 1:4 with linespoints lw 2 pt 6 dt 2 title 'DUAL + pcpu\_counter\_share'
+} else {
+	set title 'libpcpu: cost of pcpu\_counter\_init + pcpu\_counter\_destroy'
+	set xlabel 'per-CPU slots (simulated CPUs, pcpu\_set\_nr\_slots)'
+	set ylabel 'ns per counter (median, wall clock)'
+	set xtics 2
+	set format y '10^{%L}'
+	set xrange [0.7:5900]
+	plot datafile using 1:2 with linespoints lw 2 pt 7 title 'EAGER (every slot zeroed at init)', \
+	     datafile using 1:3 with linespoints lw 2 pt 9 title 'LAZY (slots written on first touch)', \
+	     datafile using 1:5 with linespoints lw 2 pt 6 dt 2 title 'DUAL + pcpu\_counter\_share', \
+	     datafile using 1:4 with linespoints lw 2 pt 5 title 'DUAL (owner-private until shared)'
+}

@@ -3,7 +3,8 @@
 # bench/report.awk - turn pcpu-bench's JSON (--benchmark_out_format=json)
 # into the plain-text tables bench/run prints.
 #
-#   awk -v dat=init-cost.dat -f bench/report.awk results.json
+#   awk -v dat=init-cost.dat -v mem=memory.dat [-v quick=1] \
+#       -f bench/report.awk results.json
 #
 # Google Benchmark writes one key per line, so no JSON parser is needed
 # (and none is assumed: POSIX awk, mawk included).  Per benchmark it uses
@@ -13,12 +14,20 @@
 # operations, the inverse of their combined throughput.
 #
 # If dat is set, the init-cost table is also written there for
-# bench/plot.gp: slots, EAGER ns, DUAL ns, EAGER/DUAL, DUAL+share ns ("?"
-# where missing).  Exit status 1 if any benchmark reported an error.
+# bench/plot.gp: slots, EAGER ns, LAZY ns, DUAL ns, DUAL+share ns,
+# EAGER/LAZY, EAGER/DUAL ("?" where missing).  If mem is set, it is the
+# table bench/pcpu-mem wrote with --dat, read for the memory target.
+#
+# Last come the issue's targets, each PASS or MISS (by how much), with a
+# warning where a benchmark it uses spread more than 10% between
+# repetitions.  A MISS does not change the exit status: it is a finding,
+# not a failure.  Exit status 1 if any benchmark reported an error; a
+# body that cannot run here reports an error starting with "skipped:",
+# which is listed but is not one.
 
 BEGIN {
 	unit["ns"] = 1; unit["us"] = 1e3; unit["ms"] = 1e6; unit["s"] = 1e9
-	inb = 0; inrec = 0; nerr = 0; reps = 1
+	inb = 0; inrec = 0; nerr = 0; nskip = 0; reps = 1
 	ncv = 0; noisy = 0; maxcv = 0; maxcvk = ""
 }
 
@@ -51,6 +60,13 @@ function store(k, t, u) {
 	k = bkey(k, ("threads" in rec) ? rec["threads"] + 0 : 1)
 	seen[k] = 1
 	if (rec["error_occurred"] == "true") {
+		if (rec["error_message"] ~ /^skipped:/) {
+			if (!(k in skip)) {
+				skip[k] = rec["error_message"]
+				skipkeys[++nskip] = k
+			}
+			return
+		}
 		if (!(k in err)) {
 			err[k] = rec["error_message"]
 			errkeys[++nerr] = k
@@ -66,6 +82,7 @@ function store(k, t, u) {
 		}
 		# The coefficient of variation is a fraction, not a time.
 		if (rec["aggregate_name"] == "cv") {
+			cv[k] = rec["real_time"] + 0
 			ncv++
 			if (rec["real_time"] + 0 > 0.10)
 				noisy++
@@ -85,7 +102,7 @@ function store(k, t, u) {
 
 # The time of benchmark k in ns, or "" if it did not run or failed.
 function get(k) {
-	if (k in err)
+	if ((k in err) || (k in skip))
 		return ""
 	if (k in med)
 		return med[k]
@@ -108,7 +125,8 @@ function par(k) {
 function cell(k, w, t) {
 	t = get(k)
 	if (t == "")
-		return sprintf("%" w "s", (k in err) ? "ERROR" : "-")
+		return sprintf("%" w "s", (k in err) ? "ERROR" : \
+		    (k in skip) ? "skipped" : "-")
 	return sprintf("%" w "s", num(t))
 }
 
@@ -141,26 +159,9 @@ inb && inrec && /^[ \t]*\},?[ \t\r]*$/ { store(); inrec = 0; next }
 inb && inrec && /^[ \t]*"[^"]+":/ { rec[jkey($0)] = jval($0) }
 
 END {
-	# The slot counts the init benchmarks ran with, ascending.
-	ns = 0
-	for (k in seen) {
-		if (k !~ /^init_(share_)?destroy\/(EAGER|DUAL)\/[0-9]+@1$/)
-			continue
-		s = k
-		sub(/@1$/, "", s)
-		sub(/^.*\//, "", s)
-		s += 0
-		if (s in isslot)
-			continue
-		isslot[s] = 1
-		slots[++ns] = s
-	}
-	for (i = 2; i <= ns; i++) {
-		v = slots[i]
-		for (j = i - 1; j >= 1 && slots[j] > v; j--)
-			slots[j + 1] = slots[j]
-		slots[j + 1] = v
-	}
+	# The slot counts the init and sum benchmarks ran with, ascending.
+	ns = sortslots("^init_(share_)?destroy/(EAGER|LAZY|DUAL)/[0-9]+@1$", slots)
+	nss = sortslots("^sum/(EAGER|LAZY|DUAL)/[0-9]+@1$", sslots)
 
 	stat = reps > 1 ? "mean of " reps " repetitions" : "one repetition"
 	for (k in med) {
@@ -181,49 +182,52 @@ END {
 	if (ns > 0) {
 		print ""
 		print "Counter init + destroy (ns per counter), by slot count"
-		printf "%6s %11s %11s %11s %13s %11s\n", "slots", "EAGER", \
-		    "DUAL", "EAGER/DUAL", "DUAL+share", "share/EAGER"
+		printf "%6s %10s %10s %10s %11s %11s %11s\n", "slots", "EAGER", \
+		    "LAZY", "DUAL", "DUAL+share", "EAGER/LAZY", "EAGER/DUAL"
 		for (i = 1; i <= ns; i++) {
 			s = slots[i]
 			ke = "init_destroy/EAGER/" s "@1"
+			kl = "init_destroy/LAZY/" s "@1"
 			kd = "init_destroy/DUAL/" s "@1"
 			ks = "init_share_destroy/DUAL/" s "@1"
-			printf "%6d %11s %11s %11s %13s %11s\n", s, \
-			    cell(ke, 11), cell(kd, 11), \
-			    ratio(get(ke), get(kd), 11), cell(ks, 13), \
-			    ratio(get(ks), get(ke), 11)
-			if (dat != "") {
-				e = get(ke); d = get(kd); sh = get(ks)
-				r = (e == "" || d == "" || d <= 0) ? "?" : e / d
-				if (e == "") e = "?"
-				if (d == "") d = "?"
-				if (sh == "") sh = "?"
-				printf "%d %s %s %s %s\n", s, e, d, r, sh > dat
-			}
+			printf "%6d %10s %10s %10s %11s %11s %11s\n", s, \
+			    cell(ke, 10), cell(kl, 10), cell(kd, 10), \
+			    cell(ks, 11), ratio(get(ke), get(kl), 11), \
+			    ratio(get(ke), get(kd), 11)
+			if (dat != "")
+				printf "%d %s %s %s %s %s %s\n", s, q(get(ke)), \
+				    q(get(kl)), q(get(kd)), q(get(ks)), \
+				    q(div(get(ke), get(kl))), \
+				    q(div(get(ke), get(kd))) > dat
 		}
 		if (dat != "")
 			close(dat)
-		print "DUAL+share: init, pcpu_counter_share() (the upgrade to" \
-		    " per-CPU slots), destroy."
+		print "LAZY: slots reserved, none written.  DUAL+share: init," \
+		    " pcpu_counter_share() (the upgrade"
+		print "to on-demand slots), destroy."
 	}
 
-	plain = get("plain_add@1")
+	plain = get("plain_add@1"); bare = get("rseq_add@1")
 	print ""
 	print "Add cost, one thread (ns per add of 1)"
-	row("plain add", "int64_t += 1 in memory", "plain_add@1", plain)
-	row("atomic add", "relaxed __atomic_fetch_add, one word", \
-	    "atomic_add@1", plain)
-	row("owner add", "DUAL, unshared, by its owner", "owner_add@1", plain)
+	printf "  %-11s %-40s %9s    %9s %9s\n", "", "", "", "vs plain", \
+	    "vs rseq"
+	row("plain add", "int64_t += 1 in memory", "plain_add@1")
+	row("atomic add", "relaxed atomic_fetch_add, one word", "atomic_add@1")
+	row("bare rseq", "minimal rseq add, per-CPU int64_t array", \
+	    "rseq_add@1")
+	row("owner add", "DUAL, unshared, by its owner", "owner_add@1")
 	row("shared add", "DUAL after share, by a non-owner", \
-	    "shared_add@1", plain)
-	row("eager add", "EAGER counter", "eager_add@1", plain)
+	    "shared_add@1")
+	row("eager add", "EAGER counter", "eager_add@1")
+	row("lazy add", "LAZY counter", "lazy_add@1")
 
 	a1 = get("atomic_add@1"); a2 = get("atomic_add@2")
 	s1 = get("shared_add@1"); s2 = get("shared_add@2")
 	if (("atomic_add@2" in seen) || ("shared_add@2" in seen)) {
 		print ""
-		print "Two threads adding to one counter at once (wall ns per" \
-		    " add over both threads)"
+		print "Two threads pinned to two CPUs, adding to one counter at" \
+		    " once (wall ns per add over both)"
 		row2("atomic add", "one contended word", "atomic_add@2", a1)
 		row2("shared add", "DUAL shared, per-CPU slots", \
 		    "shared_add@2", s1)
@@ -241,6 +245,72 @@ END {
 		}
 	}
 
+	if (nss > 0) {
+		print ""
+		print "Exact sum of a counter touched by 2 CPUs (ns per" \
+		    " pcpu_counter_sum), by slot count"
+		printf "%6s %10s %10s %10s %11s\n", "slots", "EAGER", "LAZY", \
+		    "DUAL", "EAGER/LAZY"
+		for (i = 1; i <= nss; i++) {
+			s = sslots[i]
+			ke = "sum/EAGER/" s "@1"
+			kl = "sum/LAZY/" s "@1"
+			kd = "sum/DUAL/" s "@1"
+			printf "%6d %10s %10s %10s %11s\n", s, cell(ke, 10), \
+			    cell(kl, 10), cell(kd, 10), \
+			    ratio(get(ke), get(kl), 11)
+		}
+		print "DUAL: shared with pcpu_counter_share(), then touched by" \
+		    " two non-owner threads."
+	}
+
+	# The memory table bench/pcpu-mem wrote (its own output is printed
+	# by bench/run): slots, EAGER, LAZY, DUAL+share MiB.
+	if (mem != "") {
+		while ((getline line < mem) > 0) {
+			if (line ~ /^#/)
+				continue
+			split(line, f, " ")
+			memlazy[f[1] + 0] = f[3]
+		}
+		close(mem)
+	}
+
+	print ""
+	printf "Targets (ratios of medians from this run"
+	if (quick)
+		printf "; --quick: one short repetition, indicative only"
+	print ")"
+	ntgt = 0
+	rtarget("owner add <= 1.5x plain add", "owner_add@1", \
+	    "plain_add@1", "<=", 1.5)
+	rtarget("shared add, 1 thread, <= 2x bare rseq add", \
+	    "shared_add@1", "rseq_add@1", "<=", 2)
+	# Throughput ratio: the inverse ratio of the times.
+	rtarget("2 threads: shared add throughput >= 10x atomic", \
+	    "atomic_add@2", "shared_add@2", ">=", 10)
+	rtarget("LAZY init at 4096 slots <= 2x at 1 slot", \
+	    "init_destroy/LAZY/4096@1", "init_destroy/LAZY/1@1", "<=", 2)
+	rtarget("DUAL+share init at 4096 slots <= 2x at 1 slot", \
+	    "init_share_destroy/DUAL/4096@1", "init_share_destroy/DUAL/1@1", \
+	    "<=", 2)
+	rtarget("init at 4096 slots: EAGER >= 50x LAZY", \
+	    "init_destroy/EAGER/4096@1", "init_destroy/LAZY/4096@1", ">=", 50)
+	rtarget("LAZY sum, 2 CPUs touched: 4096 slots <= 3x 2 slots", \
+	    "sum/LAZY/4096@1", "sum/LAZY/2@1", "<=", 3)
+	rtarget("DUAL sum, 2 CPUs touched: 4096 slots <= 3x 2 slots", \
+	    "sum/DUAL/4096@1", "sum/DUAL/2@1", "<=", 3)
+	target("RSS of 20000 LAZY counters at 4096 slots <= 16 MiB", \
+	    (4096 in memlazy) && memlazy[4096] != "?" ? memlazy[4096] : "", \
+	    "<=", 16, " MiB", "", "")
+	printf "  %d of %d targets met.\n", npass, ntgt
+
+	if (nskip > 0) {
+		print ""
+		print "Skipped here:"
+		for (i = 1; i <= nskip; i++)
+			printf "  %s: %s\n", skipkeys[i], skip[skipkeys[i]]
+	}
 	if (nerr > 0) {
 		print ""
 		print "ERRORS:"
@@ -250,17 +320,121 @@ END {
 	}
 }
 
-function row(label, what, k, base, t) {
+# Collect into arr[1..n], ascending, the slot counts (the number before
+# "@") of the benchmarks whose keys match re; return n.
+function sortslots(re, arr,    k, s, n, i, j, v, have) {
+	n = 0
+	for (k in seen) {
+		if (k !~ re)
+			continue
+		s = k
+		sub(/@1$/, "", s)
+		sub(/^.*\//, "", s)
+		s += 0
+		if (s in have)
+			continue
+		have[s] = 1
+		arr[++n] = s
+	}
+	for (i = 2; i <= n; i++) {
+		v = arr[i]
+		for (j = i - 1; j >= 1 && arr[j] > v; j--)
+			arr[j + 1] = arr[j]
+		arr[j + 1] = v
+	}
+	return n
+}
+
+function div(a, b) {
+	return (a == "" || b == "" || b <= 0) ? "" : a / b
+}
+
+# A value for the .dat file: "?" when missing.
+function q(v) {
+	return v == "" ? "?" : v
+}
+
+# A target on the ratio of two benchmarks' times, a / b.
+function rtarget(what, a, b, op, lim) {
+	target(what, div(get(a), get(b)), op, lim, "x", a " " b, \
+	    div(getcpu(a), getcpu(b)))
+}
+
+# One target line: PASS or MISS, and by how much.  Then, if a benchmark
+# it rests on (keys, space-separated) spread above 10% between
+# repetitions, or got less than 90% of its threads' CPU time (median CPU
+# time over wall time: another process held a CPU while it was timed), a
+# second line that says so, with the same ratio of median CPU times (vcpu),
+# which preemption distorts less.  The verdict stays on wall time.
+function target(what, v, op, lim, unit, keys, vcpu,    ok, n, i, kk, by, w, p, th) {
+	ntgt++
+	if (v == "") {
+		printf "  N/A   %-52s (not measured here)\n", what
+		return
+	}
+	ok = op == "<=" ? v <= lim : v >= lim
+	if (ok)
+		npass++
+	printf "  %s  %-52s %9s", ok ? "PASS" : "MISS", what, \
+	    (unit == "x" ? num(v) "x" : sprintf("%.2f", v) unit)
+	if (!ok) {
+		by = op == "<=" ? v / lim : lim / v
+		printf "  (misses by %.0f%%)", (by - 1) * 100
+	}
+	printf "\n"
+	w = ""
+	n = split(keys, kk, " ")
+	for (i = 1; i <= n; i++)
+		if ((kk[i] in cv) && cv[kk[i]] > 0.10)
+			w = w sprintf("%s %s %.0f%%", w == "" ? "" : ",", \
+			    kk[i], cv[kk[i]] * 100)
+	if (w != "")
+		w = "cv" w
+	p = ""
+	for (i = 1; i <= n; i++) {
+		th = kk[i]
+		sub(/^.*@/, "", th)
+		if (par(kk[i]) != "" && par(kk[i]) < 0.9 * th)
+			p = p sprintf("%s %s %.2f", p == "" ? "" : ",", kk[i], \
+			    par(kk[i]) / th)
+	}
+	if (p != "")
+		w = w (w == "" ? "" : "; ") "cpu/wall" p
+	if (w != "")
+		printf "        noisy: %s%s\n", w, vcpu == "" ? "" : \
+		    "; CPU-time ratio " num(vcpu) "x"
+	if (p != "")
+		printf "        (preempted while timed: run again on an idle" \
+		    " machine before trusting this line)\n"
+}
+
+# The median CPU time of benchmark k in ns (summed over its threads).
+function getcpu(k) {
+	if ((k in err) || (k in skip))
+		return ""
+	if (k in med)
+		return medcpu[k]
+	if (k in cnt)
+		return sumcpu[k] / cnt[k]
+	return ""
+}
+
+function row(label, what, k,    t) {
 	t = get(k)
-	printf "  %-11s %-38s %9s%s", label, "(" what ")", cell(k, 9), \
-	    t == "" ? "" : " ns"
-	if (k != "plain_add@1" && t != "" && base != "")
-		printf " %9s plain", ratio(t, base, 9)
+	printf "  %-11s %-40s %9s%s", label, "(" what ")", cell(k, 9), \
+	    t == "" ? "   " : " ns"
+	if (t != "" && k != "plain_add@1")
+		printf " %9s", ratio(t, plain, 9)
+	else
+		printf " %9s", ""
+	if (t != "" && k != "rseq_add@1" && k != "plain_add@1" && \
+	    k != "atomic_add@1")
+		printf " %9s", ratio(t, bare, 9)
 	printf "\n"
 }
 
 # ns per add, combined throughput, and speed-up over the one-thread run.
-function row2(label, what, k, one, t) {
+function row2(label, what, k, one,    t) {
 	t = get(k)
 	printf "  %-11s %-28s %9s%s", label, "(" what ")", cell(k, 9), \
 	    t == "" ? "" : " ns"

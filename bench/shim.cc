@@ -39,10 +39,12 @@ void drive(benchmark::State &st, const pcpu_bench *b, pcpu_bench_ctx *ctx)
 	unsigned long arg = b->nr_args ? (unsigned long)st.range(0) : 0;
 	uint64_t batch = b->batch ? b->batch(arg) : 1000;
 	bool set_up = false;
+	static unsigned long runs;	// only thread 0 touches it
 
 	if (st.thread_index() == 0) {
 		*ctx = pcpu_bench_ctx();
 		ctx->bench = b;
+		ctx->run_id = ++runs;
 		ctx->arg = arg;
 		ctx->threads = st.threads();
 		if (b->setup)

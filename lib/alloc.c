@@ -18,6 +18,25 @@
  * chunk of an area starts at area & ~(chunk_align - 1); pcpu_free() checks
  * that start against its list of chunks before it trusts the pointer.
  *
+ * After the units come the counters' side words (counter.c), also
+ * reserved and so free until written.  For every granule g of a unit: the
+ * touch map, a summary word and per group of 64 slots a mask word whose
+ * bit s % 64 says that slot s has touched the area at g; and a fold word
+ * (the total that full slots fold into, alone on its cache line so that
+ * folds do not disturb the line every adder reads):
+ *
+ *   | units ... | summary[NGRAN] | mask group 0 [NGRAN] | group 1 | ...
+ *   | fold[NGRAN], 64 B apart |
+ *
+ * Clean areas.  pcpu_alloc() zeroes every slot, the eager way.  The LAZY
+ * counters instead ask for *clean* areas (pcpu__alloc_clean()): every
+ * slot zero without a memset, because fresh memory is zero and
+ * pcpu__free_clean() takes back only areas whose touched slots the counter
+ * zeroed.  A granule that pcpu_free() released (its slots may hold
+ * anything) is marked in dirty_map, and a clean allocation that lands on
+ * one zeroes it first: rare, and still correct.  Touch-map words of free
+ * granules are always zero.
+ *
  * Free space is tracked per chunk by bitmaps over 8-byte granules of one
  * unit (the layout is the same in every unit): alloc_map has a bit per
  * allocated granule, start_map and end_map mark each area's first and
@@ -37,7 +56,12 @@
  *  3. Between pcpu_alloc() returning an area and pcpu_free() of it, no
  *     other area overlaps it, in any unit.
  *  4. pcpu_nr_empty counts chunks with no area; it is at most 1 after
- *     every pcpu_free().
+ *     every free.
+ *  5. A free granule not in dirty_map is zero in every unit, and the fold
+ *     and touch map words of every free granule are zero.
+ *  6. Nothing here calls malloc: chunk bookkeeping is mmap()ed, so that
+ *     pcpu__alloc_clean(size, 0), which only tries the lock, may run in a
+ *     signal handler.
  */
 #include "internal.h"
 
@@ -51,21 +75,27 @@
 #define PCPU_GRAN		8u
 #define PCPU_NGRAN		(unsigned)(PCPU__UNIT_SIZE / PCPU_GRAN)
 #define PCPU_MAP_WORDS		(PCPU_NGRAN / 64)
+/* Words from one fold word to the next: a cache line each.  A unit holds
+ * one word per granule, so the fold words take PCPU_FOLD_STRIDE units. */
+#define PCPU_FOLD_STRIDE	8u
 
 struct pcpu_chunk {
 	char *base;			/* unit 0, aligned to pcpu_chunk_align */
-	size_t len;			/* nr_slots units */
+	size_t len;			/* units + touch map */
 	unsigned free_gran;		/* free granules per unit */
 	unsigned first_free;		/* no free granule below this */
 	struct pcpu_chunk *next;
 	uint64_t alloc_map[PCPU_MAP_WORDS];
 	uint64_t start_map[PCPU_MAP_WORDS];
 	uint64_t end_map[PCPU_MAP_WORDS];
+	uint64_t dirty_map[PCPU_MAP_WORDS];
 };
 
 /* Protects everything below, and pcpu__rt.nr_slots against writers. */
 static pthread_mutex_t pcpu_alloc_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct pcpu_chunk *pcpu_chunks;
+/* Constant while any area is live: read without the lock by
+ * pcpu__area_touch() (relaxed) for areas the caller holds. */
 static size_t pcpu_chunk_align;
 static unsigned long pcpu_live;
 static unsigned pcpu_nr_empty;
@@ -87,18 +117,27 @@ static inline void bit_clear(uint64_t *map, unsigned i)
 	map[i / 64] &= ~(1ull << (i % 64));
 }
 
-/* First index >= i in [0, PCPU_NGRAN) whose bit equals @want, or NGRAN. */
-static unsigned find_next(const uint64_t *map, unsigned i, int want)
+/* First index in [i, end) whose bit equals @want, or @end (<= NGRAN). */
+static unsigned find_next_in(const uint64_t *map, unsigned i, unsigned end,
+			     int want)
 {
-	while (i < PCPU_NGRAN) {
+	while (i < end) {
 		uint64_t w = want ? map[i / 64] : ~map[i / 64];
 
 		w &= ~0ull << (i % 64);
-		if (w)
-			return (i & ~63u) + (unsigned)__builtin_ctzll(w);
+		if (w) {
+			i = (i & ~63u) + (unsigned)__builtin_ctzll(w);
+			return i < end ? i : end;
+		}
 		i = (i & ~63u) + 64;
 	}
-	return PCPU_NGRAN;
+	return end;
+}
+
+/* First index >= i whose bit equals @want, or NGRAN. */
+static unsigned find_next(const uint64_t *map, unsigned i, int want)
+{
+	return find_next_in(map, i, PCPU_NGRAN, want);
 }
 
 /* Set or clear the bits [i, i + n). */
@@ -128,21 +167,29 @@ static size_t pow2_at_least(size_t v)
 	return p;
 }
 
+static unsigned nr_groups(unsigned nr_slots)
+{
+	return (nr_slots + 63) / 64;
+}
+
 static struct pcpu_chunk *chunk_create(unsigned nr_slots)
 {
-	size_t len = (size_t)nr_slots * PCPU__UNIT_SIZE;
+	/* Units, summary words, mask groups, fold words. */
+	size_t len = ((size_t)nr_slots + 1 + nr_groups(nr_slots) +
+		      PCPU_FOLD_STRIDE) * PCPU__UNIT_SIZE;
 	size_t align = pow2_at_least(len);
 	struct pcpu_chunk *chunk;
 	char *map, *base;
 
-	chunk = calloc(1, sizeof(*chunk));
-	if (!chunk)
+	chunk = mmap(NULL, sizeof(*chunk), PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (chunk == MAP_FAILED)
 		return NULL;
 	/* Reserve len + align and trim, to get an aligned base. */
 	map = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (map == MAP_FAILED) {
-		free(chunk);
+		munmap(chunk, sizeof(*chunk));
 		return NULL;
 	}
 	base = (char *)(((uintptr_t)map + align - 1) & ~(uintptr_t)(align - 1));
@@ -151,17 +198,27 @@ static struct pcpu_chunk *chunk_create(unsigned nr_slots)
 	if (base + len < map + len + align)
 		munmap(base + len, (size_t)(map + len + align - (base + len)));
 
+	/*
+	 * 4 KiB pages: a transparent huge page would put 32 units' worth of
+	 * memory behind the first touch of one (LAZY promises untouched slots
+	 * cost nothing).  Advice only; failure changes nothing.
+	 */
+#ifdef MADV_NOHUGEPAGE
+	madvise(base, len, MADV_NOHUGEPAGE);
+#endif
 	chunk->base = base;
 	chunk->len = len;
 	chunk->free_gran = PCPU_NGRAN;
-	pcpu_chunk_align = align;
+	/* Relaxed: see pcpu__area_touch(); only while no area is live is it
+	 * ever changed (a new slot count makes chunks of a new size). */
+	__atomic_store_n(&pcpu_chunk_align, align, __ATOMIC_RELAXED);
 	return chunk;
 }
 
 static void chunk_destroy(struct pcpu_chunk *chunk)
 {
 	munmap(chunk->base, chunk->len);
-	free(chunk);
+	munmap(chunk, sizeof(*chunk));
 }
 
 static int chunk_empty(const struct pcpu_chunk *chunk)
@@ -176,9 +233,10 @@ static unsigned chunk_find(const struct pcpu_chunk *chunk, unsigned n,
 	unsigned i = (chunk->first_free + a - 1) & ~(a - 1);
 
 	while (i + n <= PCPU_NGRAN) {
-		unsigned used = find_next(chunk->alloc_map, i, 1);
+		/* Look no further than the candidate range. */
+		unsigned used = find_next_in(chunk->alloc_map, i, i + n, 1);
 
-		if (used >= i + n)
+		if (used == i + n)
 			return i;
 		i = find_next(chunk->alloc_map, used, 0);
 		i = (i + a - 1) & ~(a - 1);
@@ -200,25 +258,28 @@ static void release_all_chunks(void)
 
 /* --- API ---------------------------------------------------------------- */
 
-PCPU_API void *pcpu_alloc(size_t size, size_t align)
+/* Zero the granules [off, off + n) of every unit. */
+static void zero_units(struct pcpu_chunk *chunk, unsigned off, unsigned n,
+		       unsigned nr)
+{
+	char *area = chunk->base + (size_t)off * PCPU_GRAN;
+	unsigned s;
+
+	for (s = 0; s < nr; s++)
+		memset(area + ((size_t)s << PCPU__UNIT_SHIFT), 0,
+		       (size_t)n * PCPU_GRAN);
+}
+
+/*
+ * Find room for @n granules aligned to @a granules, creating a chunk if
+ * need be, and zero it: in every unit (@eager), or only where dirty.
+ * Called and returns with pcpu_alloc_mutex held.
+ */
+static void *alloc_locked(unsigned n, unsigned a, int eager)
 {
 	struct pcpu_chunk *chunk;
-	unsigned n, a, off = PCPU_NGRAN, nr, s;
-	char *area;
+	unsigned off = PCPU_NGRAN, nr = pcpu__rt.nr_slots;
 
-	if (align == 0)
-		align = PCPU_GRAN;
-	if (size == 0 || size > PCPU_ALLOC_MAX || align > PCPU_ALLOC_MAX ||
-	    (align & (align - 1))) {
-		errno = EINVAL;
-		return NULL;
-	}
-	pcpu__init();
-	n = (unsigned)((size + PCPU_GRAN - 1) / PCPU_GRAN);
-	a = align > PCPU_GRAN ? (unsigned)(align / PCPU_GRAN) : 1;
-
-	pthread_mutex_lock(&pcpu_alloc_mutex);
-	nr = pcpu__rt.nr_slots;
 	for (chunk = pcpu_chunks; chunk; chunk = chunk->next) {
 		if (chunk->free_gran < n)
 			continue;
@@ -229,7 +290,6 @@ PCPU_API void *pcpu_alloc(size_t size, size_t align)
 	if (!chunk) {
 		chunk = chunk_create(nr);
 		if (!chunk) {
-			pthread_mutex_unlock(&pcpu_alloc_mutex);
 			errno = ENOMEM;
 			return NULL;
 		}
@@ -251,11 +311,49 @@ PCPU_API void *pcpu_alloc(size_t size, size_t align)
 	/*
 	 * The eager part: zero the copy of every slot, as mm/percpu.c does
 	 * for every possible CPU.  Under the lock, like the kernel; the
-	 * caller publishes the area to other threads after we return.
+	 * caller publishes the area to other threads after we return.  A
+	 * clean allocation pays this only for granules pcpu_free() dirtied.
 	 */
-	area = chunk->base + (size_t)off * PCPU_GRAN;
-	for (s = 0; s < nr; s++)
-		memset(area + ((size_t)s << PCPU__UNIT_SHIFT), 0, size);
+	if (eager || find_next_in(chunk->dirty_map, off, off + n, 1) < off + n)
+		zero_units(chunk, off, n, nr);
+	bits_assign(chunk->dirty_map, off, n, 0);
+	return chunk->base + (size_t)off * PCPU_GRAN;
+}
+
+PCPU_API void *pcpu_alloc(size_t size, size_t align)
+{
+	unsigned n, a;
+	void *area;
+
+	if (align == 0)
+		align = PCPU_GRAN;
+	if (size == 0 || size > PCPU_ALLOC_MAX || align > PCPU_ALLOC_MAX ||
+	    (align & (align - 1))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	pcpu__init();
+	n = (unsigned)((size + PCPU_GRAN - 1) / PCPU_GRAN);
+	a = align > PCPU_GRAN ? (unsigned)(align / PCPU_GRAN) : 1;
+
+	pthread_mutex_lock(&pcpu_alloc_mutex);
+	area = alloc_locked(n, a, 1);
+	pthread_mutex_unlock(&pcpu_alloc_mutex);
+	return area;
+}
+
+void *pcpu__alloc_clean(size_t size, int wait)
+{
+	unsigned n = (unsigned)((size + PCPU_GRAN - 1) / PCPU_GRAN);
+	void *area;
+
+	if (wait) {
+		pthread_mutex_lock(&pcpu_alloc_mutex);
+	} else if (pthread_mutex_trylock(&pcpu_alloc_mutex)) {
+		errno = EAGAIN;
+		return NULL;
+	}
+	area = alloc_locked(n, 1, 0);
 	pthread_mutex_unlock(&pcpu_alloc_mutex);
 	return area;
 }
@@ -266,7 +364,7 @@ static void __attribute__((noreturn)) bad_free(void *area, const char *why)
 	abort();
 }
 
-PCPU_API void pcpu_free(void *area)
+static void free_area(void *area, int dirty)
 {
 	struct pcpu_chunk *chunk;
 	char *base;
@@ -293,6 +391,8 @@ PCPU_API void pcpu_free(void *area)
 	last = find_next(chunk->end_map, off, 1);
 	n = last - off + 1;
 	bits_assign(chunk->alloc_map, off, n, 0);
+	if (dirty)
+		bits_assign(chunk->dirty_map, off, n, 1);
 	bit_clear(chunk->start_map, off);
 	bit_clear(chunk->end_map, last);
 	chunk->free_gran += n;
@@ -313,6 +413,34 @@ PCPU_API void pcpu_free(void *area)
 		}
 	}
 	pthread_mutex_unlock(&pcpu_alloc_mutex);
+}
+
+PCPU_API void pcpu_free(void *area)
+{
+	free_area(area, 1);
+}
+
+void pcpu__free_clean(void *area)
+{
+	free_area(area, 0);
+}
+
+void pcpu__area_touch(const void *area, struct pcpu__touch *t)
+{
+	/* Relaxed: constant while the caller's area is live (invariant 2). */
+	size_t align = __atomic_load_n(&pcpu_chunk_align, __ATOMIC_RELAXED);
+	unsigned nr = __atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
+	uintptr_t base = (uintptr_t)area & ~(uintptr_t)(align - 1);
+	unsigned g = (unsigned)(((uintptr_t)area - base) / PCPU_GRAN);
+	uint64_t *meta = (uint64_t *)(base + ((size_t)nr << PCPU__UNIT_SHIFT));
+
+	t->summary = meta + g;
+	t->mask0 = meta + PCPU_NGRAN + g;
+	t->fold = (int64_t *)meta + (size_t)PCPU_NGRAN * (1 + nr_groups(nr)) +
+		  (size_t)g * PCPU_FOLD_STRIDE;
+	t->stride = PCPU_NGRAN;
+	t->nr_groups = nr_groups(nr);
+	t->per_bit = (t->nr_groups + 63) / 64;
 }
 
 PCPU_API void *pcpu_ptr(void *area, unsigned slot)
@@ -336,6 +464,7 @@ int pcpu__alloc_set_nr_slots(unsigned n)
 		/* Relaxed: no area is live, so no fast path maps a CPU to a
 		 * slot of one; later allocations read it under this lock. */
 		__atomic_store_n(&pcpu__rt.nr_slots, n, __ATOMIC_RELAXED);
+		pcpu__set_method(n);
 	}
 	pthread_mutex_unlock(&pcpu_alloc_mutex);
 	return 0;

@@ -9,18 +9,49 @@
 #include "config.h"
 #include <pcpu.h>
 
-/* Update methods, indices into the names pcpu_update_method() returns. */
-enum pcpu__method {
-	PCPU__METHOD_ATOMIC = 0,
-};
-
 /* cpu.c: make sure the run-time state is set up (idempotent, MT-safe). */
 void pcpu__init(void);
 
 /* cpu.c: the default slot count (possible CPUs, or PCPU_NR_SLOTS). */
 unsigned pcpu__default_nr_slots(void);
 
+/* cpu.c: choose the update method for @nr_slots slots: sets
+ * pcpu__rt.method and .rseq_fast (under the rules of invariant 3). */
+void pcpu__set_method(unsigned nr_slots);
+
+/* cpu.c: make sure the calling thread can run rseq sequences, registering
+ * it if the library registers its own.  0 when it can, -1 when it cannot
+ * (then it must not write slots; the caller uses a shared word).  Only
+ * meaningful when pcpu__rt.method is not PCPU__METHOD_ATOMIC. */
+int pcpu__rseq_ready(void);
+
 /* alloc.c: change the slot count under the allocator lock. */
 int pcpu__alloc_set_nr_slots(unsigned n);
+
+/*
+ * alloc.c: a clean area (every slot zero, every touch-map word zero) of
+ * @size bytes aligned to 8, without the eager memset.  With @wait 0 the
+ * allocator lock is only tried (NULL with errno EAGAIN if busy), which
+ * makes the call async-signal-safe in practice.  NULL with errno ENOMEM.
+ */
+void *pcpu__alloc_clean(size_t size, int wait);
+
+/* alloc.c: free an area whose slots and touch-map words are all zero. */
+void pcpu__free_clean(void *area);
+
+/*
+ * Where the side words of a live area are: the fold word, the summary
+ * word, and the mask word of group k at mask0[k * stride].  Summary bit b
+ * stands for the groups [b * per_bit, (b + 1) * per_bit).
+ */
+struct pcpu__touch {
+	int64_t *fold;
+	uint64_t *summary;
+	uint64_t *mask0;
+	size_t stride;
+	unsigned nr_groups;
+	unsigned per_bit;
+};
+void pcpu__area_touch(const void *area, struct pcpu__touch *t);
 
 #endif /* PCPU_INTERNAL_H */

@@ -67,6 +67,7 @@ function emit(d,   o, c, pre, args, name, ret, raw) {
 	name = substr(pre, RSTART)
 	ret = substr(pre, 1, RSTART - 1)
 	sub(/^[ \t]*PCPU_API[ \t]+/, "", ret)
+	sub(/^[ \t]*PCPU__INLINE[ \t]+/, "static inline ", ret)
 	if (name !~ /^pcpu_[a-z]/ || name ~ /^pcpu__/)
 		return
 	if (kind == "api" && name !~ /^pcpu_[a-z_]*$/)
@@ -78,7 +79,7 @@ function emit(d,   o, c, pre, args, name, ret, raw) {
 	print name "|" norm(ret) "|" norm(args) "|" raw "|" args
 }
 !kind && /^PCPU_API[ \t]/ { kind = "api"; decl = "" }
-!kind && /^static[ \t]+inline[ \t]/ { kind = "inline"; decl = "" }
+!kind && /^(static[ \t]+inline|PCPU__INLINE)[ \t]/ { kind = "inline"; decl = "" }
 kind {
 	decl = decl " " $0
 	if (index(decl, ")")) {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_counter.c - pcpu/counter.h: every function, both policies.
+ * test_counter.c - pcpu/counter.h: every function, every policy (DUAL,
+ * EAGER, LAZY).  test_lazy.c adds what only LAZY and upgraded DUAL counters
+ * promise (untouched slots stay untouched, clean reuse, signals, churn).
  *
  * Expected values are computed alongside the updates, never written in.
  * "Slot values" are made by a helper thread pinned in turn to CPUs that map
@@ -14,17 +16,21 @@
 
 #define DUAL	PCPU_COUNTER_DUAL
 #define EAGER	PCPU_COUNTER_EAGER
+#define LAZY	PCPU_COUNTER_LAZY
+
+/* Loop tests over every policy: _i indexes this. */
+static const unsigned policies[] = { DUAL, EAGER, LAZY };
+#define N_POLICIES	3
+/* ... or over the policies that are per-CPU from init. */
+static const unsigned percpu_policies[] = { EAGER, LAZY };
+#define N_PERCPU	2
 
 static const char *policy_name(unsigned flags)
 {
-	return flags == EAGER ? "EAGER" : "DUAL";
+	return flags == EAGER ? "EAGER" : flags == LAZY ? "LAZY" : "DUAL";
 }
 
-/* |a - b| without overflow. */
-static uint64_t dist(int64_t a, int64_t b)
-{
-	return a >= b ? (uint64_t)a - (uint64_t)b : (uint64_t)b - (uint64_t)a;
-}
+#define dist	tu_dist
 
 /* A slot count other than the current one. */
 static unsigned other_slots(void)
@@ -202,7 +208,7 @@ static const int64_t init_values[] = {
 
 START_TEST(test_init_values)
 {
-	unsigned flags = _i ? EAGER : DUAL;
+	unsigned flags = policies[_i];
 	struct pcpu_counter c;
 	int64_t v, d, want;
 	char what[96];
@@ -213,7 +219,7 @@ START_TEST(test_init_values)
 		snprintf(what, sizeof(what), "%s init %lld", policy_name(flags),
 			 (long long)v);
 		ck_assert_int_eq(pcpu_counter_init(&c, v, flags), 0);
-		ck_assert_msg(pcpu_counter_is_shared(&c) == (flags == EAGER),
+		ck_assert_msg(pcpu_counter_is_shared(&c) == (flags != DUAL),
 			      "%s: is_shared %d", what,
 			      pcpu_counter_is_shared(&c));
 		expect_value(&c, v, what);
@@ -240,7 +246,7 @@ END_TEST
 /* The very ends of the range, with moves toward zero only. */
 START_TEST(test_init_extremes)
 {
-	unsigned flags = _i ? EAGER : DUAL;
+	unsigned flags = policies[_i];
 	int64_t ends[2] = { INT64_MAX, INT64_MIN }, v, step, want;
 	struct pcpu_counter c;
 	char what[64];
@@ -273,7 +279,7 @@ END_TEST
 
 START_TEST(test_init_einval)
 {
-	unsigned bad[] = { 2, 3, 4, 0x10, 0x100, 0x80000000u, UINT_MAX };
+	unsigned bad[] = { 3, 4, 6, 0x10, 0x100, 0x80000000u, UINT_MAX };
 	struct pcpu_counter c;
 	size_t i;
 
@@ -282,6 +288,8 @@ START_TEST(test_init_einval)
 			      "init with flags %#x: not -EINVAL", bad[i]);
 	ck_assert_int_eq(pcpu_counter_init(NULL, 0, DUAL), -EINVAL);
 	ck_assert_int_eq(pcpu_counter_init(NULL, 0, EAGER), -EINVAL);
+	ck_assert_int_eq(pcpu_counter_init(NULL, 0, LAZY), -EINVAL);
+	ck_assert_int_eq(pcpu_counter_init(NULL, 0, LAZY | EAGER), -EINVAL);
 	ck_assert_int_eq(pcpu_counter_share(NULL), -EINVAL);
 	/* Nothing was allocated by the failures. */
 	expect_no_area("after failed inits");
@@ -296,7 +304,9 @@ START_TEST(test_init_many_einval)
 	ck_assert_int_eq(pcpu_counter_init_many(c, 0, EAGER, 0), -EINVAL);
 	ck_assert_int_eq(pcpu_counter_init_many(NULL, 0, DUAL, 4), -EINVAL);
 	ck_assert_int_eq(pcpu_counter_init_many(NULL, 0, EAGER, 4), -EINVAL);
-	ck_assert_int_eq(pcpu_counter_init_many(c, 0, 2, 4), -EINVAL);
+	ck_assert_int_eq(pcpu_counter_init_many(c, 0, LAZY, 0), -EINVAL);
+	ck_assert_int_eq(pcpu_counter_init_many(NULL, 0, LAZY, 4), -EINVAL);
+	ck_assert_int_eq(pcpu_counter_init_many(c, 0, 3, 4), -EINVAL);
 	ck_assert_int_eq(pcpu_counter_init_many(c, 0, UINT_MAX, 4), -EINVAL);
 	expect_no_area("after failed init_many");
 }
@@ -336,11 +346,11 @@ static void *many_job_fn(void *p)
 	return NULL;
 }
 
-/* 10000 counters: more than one 4096-counter group for EAGER. */
+/* 10000 counters: more than one 4096-counter group for EAGER and LAZY. */
 START_TEST(test_init_many_large)
 {
 	const unsigned n = 10000, stride = 97;
-	unsigned flags = _i ? EAGER : DUAL, i;
+	unsigned flags = policies[_i], i;
 	const int64_t v0 = 1000;
 	struct many_job job;
 	struct pcpu_counter *c;
@@ -353,12 +363,12 @@ START_TEST(test_init_many_large)
 	ck_assert_ptr_nonnull(c);
 	ck_assert_ptr_nonnull(want);
 	ck_assert_int_eq(pcpu_counter_init_many(c, v0, flags, n), 0);
-	if (flags == EAGER)
-		expect_area("EAGER init_many");
+	if (flags != DUAL)
+		expect_area("EAGER/LAZY init_many");
 	else
 		expect_no_area("DUAL init_many, nothing shared");
 	for (i = 0; i < n; i++) {
-		tu_check(pcpu_counter_is_shared(&c[i]) == (flags == EAGER),
+		tu_check(pcpu_counter_is_shared(&c[i]) == (flags != DUAL),
 			 "counter %u: is_shared %d", i,
 			 pcpu_counter_is_shared(&c[i]));
 		tu_check(pcpu_counter_sum(&c[i]) == v0, "counter %u: initial "
@@ -384,7 +394,7 @@ START_TEST(test_init_many_large)
 		tu_check(pcpu_counter_compare(&c[i], want[i]) == 0,
 			 "counter %u: compare != 0", i);
 		sh = pcpu_counter_is_shared(&c[i]);
-		tu_check(sh == (flags == EAGER || i % stride == 0),
+		tu_check(sh == (flags != DUAL || i % stride == 0),
 			 "%s counter %u: is_shared %d", policy_name(flags), i,
 			 sh);
 	}
@@ -436,14 +446,19 @@ START_TEST(test_owner_add)
 }
 END_TEST
 
-START_TEST(test_eager_add)
+/* EAGER and LAZY: no owner, every thread's updates go to the slots. */
+START_TEST(test_percpu_add)
 {
+	unsigned flags = percpu_policies[_i];
+	const char *name = policy_name(flags);
 	struct pcpu_counter c;
 	int64_t want = -5;
+	char what[64];
 	unsigned i;
 
-	ck_assert_int_eq(pcpu_counter_init(&c, -5, EAGER), 0);
+	ck_assert_int_eq(pcpu_counter_init(&c, -5, flags), 0);
 	ck_assert(pcpu_counter_is_shared(&c));
+	expect_area(name);
 	for (i = 0; i < 1000; i++) {
 		pcpu_counter_add(&c, (int64_t)(i % 200) - 90);
 		want += (int64_t)(i % 200) - 90;
@@ -452,13 +467,19 @@ START_TEST(test_eager_add)
 		pcpu_counter_dec(&c);
 		want -= 1;
 	}
-	expect_value(&c, want, "EAGER adds");
+	snprintf(what, sizeof(what), "%s adds", name);
+	expect_value(&c, want, what);
 	want += add_from_thread(&c, 7, 1000);
 	want += add_from_thread(&c, -1, 333);
-	expect_value(&c, want, "EAGER adds from threads");
-	expect_compare_window(&c, want, "EAGER adds");
+	snprintf(what, sizeof(what), "%s adds from threads", name);
+	expect_value(&c, want, what);
+	expect_compare_window(&c, want, what);
+	/* Sharing a per-CPU counter changes nothing. */
+	ck_assert_int_eq(pcpu_counter_share(&c), 0);
+	ck_assert(pcpu_counter_is_shared(&c));
+	expect_value(&c, want, what);
 	pcpu_counter_destroy(&c);
-	expect_no_area("EAGER destroyed");
+	expect_no_area("destroyed");
 }
 END_TEST
 
@@ -526,13 +547,20 @@ START_TEST(test_share)
 	/* Repeated shares allocated one area, freed by destroy. */
 	expect_no_area("shared three times, destroyed");
 
-	/* EAGER: a no-op. */
+	/* EAGER and LAZY: a no-op. */
 	ck_assert_int_eq(pcpu_counter_init(&e, 3, EAGER), 0);
 	ck_assert_int_eq(pcpu_counter_share(&e), 0);
 	ck_assert(pcpu_counter_is_shared(&e));
 	expect_value(&e, 3, "EAGER after share");
 	pcpu_counter_destroy(&e);
 	expect_no_area("EAGER shared, destroyed");
+	ck_assert_int_eq(pcpu_counter_init(&e, -3, LAZY), 0);
+	ck_assert(pcpu_counter_is_shared(&e));
+	ck_assert_int_eq(pcpu_counter_share(&e), 0);
+	ck_assert(pcpu_counter_is_shared(&e));
+	expect_value(&e, -3, "LAZY after share");
+	pcpu_counter_destroy(&e);
+	expect_no_area("LAZY shared, destroyed");
 
 	ck_assert_int_eq(pcpu_counter_share(NULL), -EINVAL);
 }
@@ -596,6 +624,30 @@ END_TEST
 /* --- read and compare --------------------------------------------------------- */
 
 /*
+ * read() is the owner's word plus the shared total: it misses exactly the
+ * values the slots hold, each under BATCH, so it is within (BATCH - 1)
+ * times the touched slots of sum() (all slots for EAGER).  @held is what
+ * every one of the @touched slots holds now.
+ */
+static void expect_read_touched(const struct pcpu_counter *c, int64_t want,
+				unsigned flags, unsigned touched, int64_t held,
+				const char *what)
+{
+	int64_t rd = pcpu_counter_read(c), bound;
+
+	bound = tu_read_bound_touched(flags == EAGER ? pcpu_nr_slots() :
+				      touched);
+	ck_assert_msg(dist(rd, want) <= (uint64_t)bound, "%s: read %lld, sum "
+		      "%lld: farther than (BATCH - 1) * %u touched slots", what,
+		      (long long)rd, (long long)want,
+		      flags == EAGER ? pcpu_nr_slots() : touched);
+	ck_assert_msg(rd == want - held * (int64_t)touched, "%s: read %lld, "
+		      "sum %lld, with %u slots holding %lld each unfolded",
+		      what, (long long)rd, (long long)want, touched,
+		      (long long)held);
+}
+
+/*
  * Leave values below BATCH in the slots: read() and sum() then differ,
  * by no more than the bound, and compare() stays exact around both.
  */
@@ -621,6 +673,8 @@ static void check_read_compare(unsigned flags)
 	ck_assert_msg(rd != want, "%s: read == sum == %lld with %u slots "
 		      "holding %d each", what, (long long)want, touched,
 		      PCPU_COUNTER_BATCH - 1);
+	expect_read_touched(&c, want, flags, touched, PCPU_COUNTER_BATCH - 1,
+			    what);
 	expect_compare_window(&c, want, what);
 
 	/* Each slot to -(BATCH - 1): still unfolded, the other side. */
@@ -628,6 +682,8 @@ static void check_read_compare(unsigned flags)
 	expect_value(&c, want, what);
 	ck_assert_msg(pcpu_counter_read(&c) != want, "%s: read == sum",
 		      what);
+	expect_read_touched(&c, want, flags, touched,
+			    -(PCPU_COUNTER_BATCH - 1), what);
 	expect_compare_window(&c, want, what);
 
 	/* Fold: BATCH on top of every slot, then the window again. */
@@ -644,6 +700,7 @@ START_TEST(test_read_compare)
 	ck_assert_int_eq(pcpu_set_nr_slots(slots[_i]), 0);
 	check_read_compare(DUAL);
 	check_read_compare(EAGER);
+	check_read_compare(LAZY);
 	ck_assert_int_eq(pcpu_set_nr_slots(tu_default_slots), 0);
 }
 END_TEST
@@ -651,7 +708,7 @@ END_TEST
 /* The sign of value - rhs, even when the difference does not fit. */
 START_TEST(test_compare_extreme_rhs)
 {
-	unsigned flags = _i ? EAGER : DUAL;
+	unsigned flags = policies[_i];
 	struct pcpu_counter c;
 	int64_t want = 5;
 
@@ -727,11 +784,17 @@ START_TEST(test_set)
 	expect_area("set on a shared counter");
 	pcpu_counter_destroy(&c);
 
-	/* EAGER with slot values. */
+	/* EAGER and LAZY with slot values. */
 	ck_assert_int_eq(pcpu_counter_init(&c, 3, EAGER), 0);
 	add_pinned(&c, PCPU_COUNTER_BATCH - 1, NULL);
 	pcpu_counter_add(&c, 900);
 	check_set(&c, true, "EAGER");
+	pcpu_counter_destroy(&c);
+	ck_assert_int_eq(pcpu_counter_init(&c, 3, LAZY), 0);
+	add_pinned(&c, PCPU_COUNTER_BATCH - 1, NULL);
+	pcpu_counter_add(&c, 900);
+	add_from_thread(&c, -1000, 2);
+	check_set(&c, true, "LAZY");
 	pcpu_counter_destroy(&c);
 	expect_no_area("all destroyed");
 }
@@ -752,6 +815,11 @@ START_TEST(test_set_slot_counts)
 	add_pinned(&c, -(PCPU_COUNTER_BATCH - 1), NULL);
 	check_set(&c, true, slots[_i] == 1 ? "EAGER, 1 slot" :
 		  "EAGER, 4096 slots");
+	pcpu_counter_destroy(&c);
+	ck_assert_int_eq(pcpu_counter_init(&c, 0, LAZY), 0);
+	add_pinned(&c, PCPU_COUNTER_BATCH - 1, NULL);
+	check_set(&c, true, slots[_i] == 1 ? "LAZY, 1 slot" :
+		  "LAZY, 4096 slots");
 	pcpu_counter_destroy(&c);
 	ck_assert_int_eq(pcpu_set_nr_slots(tu_default_slots), 0);
 }
@@ -887,31 +955,46 @@ START_TEST(test_reset_shared)
 }
 END_TEST
 
-START_TEST(test_reset_eager)
+/* EAGER and LAZY: reset zeroes the value and keeps the slots. */
+START_TEST(test_reset_percpu)
 {
+	unsigned flags = percpu_policies[_i];
 	struct pcpu_counter c;
 	int64_t want;
+	char what[64];
 
-	ck_assert_int_eq(pcpu_counter_init(&c, -70, EAGER), 0);
+	ck_assert_int_eq(pcpu_counter_init(&c, -70, flags), 0);
 	add_pinned(&c, PCPU_COUNTER_BATCH - 1, NULL);
 	pcpu_counter_add(&c, 12345);
 	pcpu_counter_reset(&c);
+	snprintf(what, sizeof(what), "%s reset", policy_name(flags));
 	ck_assert(pcpu_counter_is_shared(&c));
-	expect_value(&c, 0, "EAGER reset");
+	expect_value(&c, 0, what);
 	ck_assert_int_eq(pcpu_counter_read(&c), 0);
+	expect_area(what);
 	want = add_pinned(&c, -(PCPU_COUNTER_BATCH - 1), NULL);
 	pcpu_counter_inc(&c);
 	want += 1;
-	expect_value(&c, want, "EAGER reset, adds");
-	expect_compare_window(&c, want, "EAGER reset, adds");
+	want += add_from_thread(&c, 3, 50);
+	snprintf(what, sizeof(what), "%s reset, adds", policy_name(flags));
+	expect_value(&c, want, what);
+	expect_compare_window(&c, want, what);
+	/* Reset by another thread: still no owner, the main thread's adds
+	 * count as before. */
+	ck_assert_int_eq(tu_run_in_thread(reset_fn, &c), 0);
+	expect_value(&c, 0, what);
+	pcpu_counter_add(&c, 1000);
+	want = 1000 + add_pinned(&c, 5, NULL);
+	expect_value(&c, want, what);
 	pcpu_counter_destroy(&c);
+	expect_no_area("destroyed");
 }
 END_TEST
 
 /* Reset and set on members of an init_many group touch only that member. */
 START_TEST(test_many_members)
 {
-	unsigned flags = _i ? EAGER : DUAL, i;
+	unsigned flags = policies[_i], i;
 	struct pcpu_counter c[100];
 	int64_t want[100], sum;
 
@@ -938,7 +1021,7 @@ START_TEST(test_many_members)
 	}
 	ck_assert(pcpu_counter_is_shared(&c[5]));
 	ck_assert(pcpu_counter_is_shared(&c[6]));
-	ck_assert(pcpu_counter_is_shared(&c[7]) == (flags == EAGER));
+	ck_assert(pcpu_counter_is_shared(&c[7]) == (flags != DUAL));
 	pcpu_counter_destroy_many(c, 100);
 	expect_no_area("group destroyed");
 }
@@ -972,6 +1055,12 @@ START_TEST(test_unshared_holds_no_area)
 	expect_area("an init_many member upgraded");
 	pcpu_counter_destroy_many(many, 100);
 	expect_no_area("the group destroyed");
+
+	/* LAZY holds its area from init, even untouched. */
+	ck_assert_int_eq(pcpu_counter_init(&one[3], 0, LAZY), 0);
+	expect_area("an untouched LAZY counter");
+	pcpu_counter_destroy(&one[3]);
+	expect_no_area("the LAZY counter destroyed");
 
 	for (i = 0; i < 8; i++) {
 		if (i == 3)
@@ -1048,21 +1137,22 @@ END_TEST
  * asserted after it is lifted.
  */
 struct enomem_obs {
-	int limit1, limit2, restore;
+	int limit1, limit2, limit3, restore;
 	void *area;
 	int alloc_errno;
-	int eager, many, share1, busy1;
+	int eager, many, lazy, lazy_many, share1, busy1;
 	bool shared1;
 	int thread1;
 	int64_t sum1, want1;
 	int cmp1;
 	int big, busy2;
+	int fit, big_lazy, busy3;
 };
 
 START_TEST(test_enomem)
 {
 	const unsigned nbig = 6 * (PCPU_ALLOC_MAX / 8);	/* >= 3 GiB at MAX */
-	struct pcpu_counter d, e, many[3], *big;
+	struct pcpu_counter d, e, l, many[3], lmany[3], *big;
 	struct enomem_obs o;
 	struct add_job job;
 	struct rlimit old;
@@ -1088,6 +1178,8 @@ START_TEST(test_enomem)
 		o.alloc_errno = errno;
 		o.eager = pcpu_counter_init(&e, 1, EAGER);
 		o.many = pcpu_counter_init_many(many, 1, EAGER, 3);
+		o.lazy = pcpu_counter_init(&l, 1, LAZY);
+		o.lazy_many = pcpu_counter_init_many(lmany, 1, LAZY, 3);
 		o.share1 = pcpu_counter_share(&d);
 		o.shared1 = pcpu_counter_is_shared(&d);
 		/* A non-owner's updates cannot upgrade: they still count. */
@@ -1110,6 +1202,23 @@ START_TEST(test_enomem)
 			o.big = pcpu_counter_init_many(big, 1, EAGER, nbig);
 			o.busy2 = pcpu_set_nr_slots(PCPU_MAX_SLOTS);
 		}
+
+		/*
+		 * 3: LAZY groups cost address space only, so room for two
+		 * chunks (each reserved at twice its size, then trimmed):
+		 * two groups fit, six do not, and init_many unwinds the
+		 * groups it made (LAZY: clean areas) after they did fit.
+		 */
+		o.limit3 = tu_limit_as(9ull << 29, &old, true);
+		if (o.limit3 == 0) {
+			o.fit = pcpu_counter_init_many(big, 1, LAZY,
+						       2 * (PCPU_ALLOC_MAX / 8));
+			if (o.fit == 0)
+				pcpu_counter_destroy_many(big,
+						2 * (PCPU_ALLOC_MAX / 8));
+			o.big_lazy = pcpu_counter_init_many(big, 1, LAZY, nbig);
+			o.busy3 = pcpu_set_nr_slots(PCPU_MAX_SLOTS);
+		}
 		o.restore = tu_restore_as(&old);
 	}
 	ck_assert_int_eq(o.limit1, 0);
@@ -1120,7 +1229,13 @@ START_TEST(test_enomem)
 		pcpu_counter_destroy(&e);
 	if (o.many == 0)
 		pcpu_counter_destroy_many(many, 3);
+	if (o.lazy == 0)
+		pcpu_counter_destroy(&l);
+	if (o.lazy_many == 0)
+		pcpu_counter_destroy_many(lmany, 3);
 	if (o.big == 0)
+		pcpu_counter_destroy_many(big, nbig);
+	if (o.big_lazy == 0)
 		pcpu_counter_destroy_many(big, nbig);
 
 	ck_assert_msg(o.area == NULL && o.alloc_errno == ENOMEM,
@@ -1128,6 +1243,8 @@ START_TEST(test_enomem)
 		      o.alloc_errno);
 	ck_assert_int_eq(o.eager, -ENOMEM);
 	ck_assert_int_eq(o.many, -ENOMEM);
+	ck_assert_int_eq(o.lazy, -ENOMEM);
+	ck_assert_int_eq(o.lazy_many, -ENOMEM);
 	ck_assert_int_eq(o.share1, -ENOMEM);
 	ck_assert_msg(!o.shared1, "is_shared true though no slots could be "
 		      "allocated");
@@ -1141,6 +1258,13 @@ START_TEST(test_enomem)
 	ck_assert_int_eq(o.big, -ENOMEM);
 	ck_assert_msg(o.busy2 == 0, "init_many failing part-way left an area "
 		      "live (set_nr_slots = %d)", o.busy2);
+	ck_assert_int_eq(o.limit3, 0);
+	ck_assert_msg(o.fit == 0, "LAZY init_many of two groups under the "
+		      "larger limit: %d (the unwind case below needs them to "
+		      "fit)", o.fit);
+	ck_assert_int_eq(o.big_lazy, -ENOMEM);
+	ck_assert_msg(o.busy3 == 0, "LAZY init_many failing part-way left an "
+		      "area live (set_nr_slots = %d)", o.busy3);
 
 	/* 3: memory again: the next non-owner update upgrades. */
 	want = o.want1;
@@ -1162,31 +1286,31 @@ static Suite *counter_suite(void)
 
 	tc = tu_tcase(s, "init", TU_TIMEOUT_UNIT);
 	tcase_add_test(tc, test_sizeof);
-	tcase_add_loop_test(tc, test_init_values, 0, 2);
-	tcase_add_loop_test(tc, test_init_extremes, 0, 2);
+	tcase_add_loop_test(tc, test_init_values, 0, N_POLICIES);
+	tcase_add_loop_test(tc, test_init_extremes, 0, N_POLICIES);
 	tcase_add_test(tc, test_init_einval);
 	tcase_add_test(tc, test_init_many_einval);
-	tcase_add_loop_test(tc, test_init_many_large, 0, 2);
+	tcase_add_loop_test(tc, test_init_many_large, 0, N_POLICIES);
 	tcase_add_test(tc, test_destroy_null);
 
 	tc = tu_tcase(s, "update", TU_TIMEOUT_UNIT);
 	tcase_add_test(tc, test_owner_add);
-	tcase_add_test(tc, test_eager_add);
+	tcase_add_loop_test(tc, test_percpu_add, 0, N_PERCPU);
 	tcase_add_test(tc, test_foreign_add_upgrades);
 	tcase_add_test(tc, test_share);
 	tcase_add_test(tc, test_share_race);
 
 	tc = tu_tcase(s, "read_compare", TU_TIMEOUT_UNIT);
 	tcase_add_loop_test(tc, test_read_compare, 0, 3);
-	tcase_add_loop_test(tc, test_compare_extreme_rhs, 0, 2);
+	tcase_add_loop_test(tc, test_compare_extreme_rhs, 0, N_POLICIES);
 
 	tc = tu_tcase(s, "set_reset", TU_TIMEOUT_UNIT);
 	tcase_add_test(tc, test_set);
 	tcase_add_loop_test(tc, test_set_slot_counts, 0, 2);
 	tcase_add_test(tc, test_reset_new_owner);
 	tcase_add_test(tc, test_reset_shared);
-	tcase_add_test(tc, test_reset_eager);
-	tcase_add_loop_test(tc, test_many_members, 0, 2);
+	tcase_add_loop_test(tc, test_reset_percpu, 0, N_PERCPU);
+	tcase_add_loop_test(tc, test_many_members, 0, N_POLICIES);
 
 	tc = tu_tcase(s, "memory", TU_TIMEOUT_UNIT);
 	tcase_add_test(tc, test_unshared_holds_no_area);

@@ -8,9 +8,10 @@
  *                  once (DUAL: racing to upgrade it) while the owner keeps
  *                  adding; after the round the sum must be exact.  Then a
  *                  new counter, as many rounds as the budget allows.
- *                  Variants: DUAL or EAGER, threads hopping CPUs or not,
- *                  at the default slot count, at 1 slot (every CPU shares
- *                  it) and at 4096 slots.
+ *                  Variants: DUAL, EAGER or LAZY (every slot's first
+ *                  touch races), threads hopping CPUs or not, at the
+ *                  default slot count, at 1 slot (every CPU shares it)
+ *                  and at 4096 slots.
  *  signals         a 50 us interval timer's SIGALRM handler adds to the
  *                  counter the main loop adds to: the owner's path and the
  *                  slot path must both lose nothing.
@@ -50,7 +51,8 @@ static int64_t next_delta(uint64_t *rng)
 
 	switch (r & 7) {
 	case 0:
-		return (int64_t)((r >> 8) % 301) - 150;
+		return (int64_t)((r >> 8) % (4 * PCPU_COUNTER_BATCH + 1)) -
+		       2 * PCPU_COUNTER_BATCH;
 	case 1:
 	case 2:
 		return -1;
@@ -173,13 +175,23 @@ static void one_round(struct round_ctl *ctl, struct worker *w, unsigned flags,
 	res->rounds++;
 }
 
+static const unsigned policies[] = {
+	PCPU_COUNTER_DUAL, PCPU_COUNTER_EAGER, PCPU_COUNTER_LAZY,
+};
+
+static const char *policy_name(unsigned flags)
+{
+	return flags == PCPU_COUNTER_EAGER ? "EAGER" :
+	       flags == PCPU_COUNTER_LAZY ? "LAZY" : "DUAL";
+}
+
 /*
- * @variant: bit 0 hop CPUs, bit 1 EAGER (else DUAL); @slots 0 keeps the
- * default slot count.
+ * @variant: bit 0 hop CPUs, bits 1-2 the policy (policies[]); @slots 0
+ * keeps the default slot count.
  */
 static void run_fresh_counters(int variant, unsigned slots)
 {
-	unsigned flags = (variant & 2) ? PCPU_COUNTER_EAGER : PCPU_COUNTER_DUAL;
+	unsigned flags = policies[variant >> 1];
 	bool hop = variant & 1;
 	struct worker w[NWORKERS];
 	struct stress_result res;
@@ -213,8 +225,7 @@ static void run_fresh_counters(int variant, unsigned slots)
 	if (hop)
 		tu_unpin();
 
-	ck_assert_msg(!res.failed, "%s%s, %u slots: %s",
-		      flags == PCPU_COUNTER_EAGER ? "EAGER" : "DUAL",
+	ck_assert_msg(!res.failed, "%s%s, %u slots: %s", policy_name(flags),
 		      hop ? " hopping" : "", pcpu_nr_slots(), res.err);
 	for (i = 0; i < NWORKERS; i++) {
 		ck_assert_msg(!w[i].rec.failed, "worker %u: %s", i,
@@ -222,8 +233,8 @@ static void run_fresh_counters(int variant, unsigned slots)
 		adds += w[i].adds;
 	}
 	printf("%s%s, %u slots: %lu rounds, %lu owner adds, %lu worker adds\n",
-	       flags == PCPU_COUNTER_EAGER ? "EAGER" : "DUAL",
-	       hop ? " hopping" : "", pcpu_nr_slots(), res.rounds,
+	       policy_name(flags), hop ? " hopping" : "", pcpu_nr_slots(),
+	       res.rounds,
 	       res.owner_adds, adds);
 	ck_assert_uint_gt(res.rounds, 0);
 	ck_assert_uint_gt(adds, 0);
@@ -256,9 +267,12 @@ static volatile sig_atomic_t sig_adds;
 
 static void on_alarm(int sig)
 {
+	int saved = errno;	/* as any handler must */
+
 	(void)sig;
 	pcpu_counter_add(sig_counter, 1);
 	sig_adds++;
+	errno = saved;
 }
 
 /*
@@ -360,6 +374,17 @@ START_TEST(test_signal_eager)
 }
 END_TEST
 
+/* The slot path with on-demand slots: LAZY. */
+START_TEST(test_signal_lazy)
+{
+	struct pcpu_counter c;
+
+	ck_assert_int_eq(pcpu_counter_init(&c, -5, PCPU_COUNTER_LAZY), 0);
+	run_signals(&c, -5, "LAZY");
+	pcpu_counter_destroy(&c);
+}
+END_TEST
+
 static void *reset_fn(void *p)
 {
 	pcpu_counter_reset(p);
@@ -386,18 +411,19 @@ static Suite *stress_suite(void)
 	Suite *s = suite_create("stress");
 	TCase *tc;
 
-	/* Loop index: bit 0 hop CPUs, bit 1 EAGER (else DUAL). */
+	/* Loop index: bit 0 hop CPUs, bits 1-2 DUAL, EAGER or LAZY. */
 	tc = tu_tcase(s, "fresh_default_slots", TU_TIMEOUT_STRESS);
-	tcase_add_loop_test(tc, test_fresh_default_slots, 0, 4);
+	tcase_add_loop_test(tc, test_fresh_default_slots, 0, 6);
 	tc = tu_tcase(s, "fresh_one_slot", TU_TIMEOUT_STRESS);
-	tcase_add_loop_test(tc, test_fresh_one_slot, 0, 4);
+	tcase_add_loop_test(tc, test_fresh_one_slot, 0, 6);
 	tc = tu_tcase(s, "fresh_4096_slots", TU_TIMEOUT_STRESS);
-	tcase_add_loop_test(tc, test_fresh_4096_slots, 0, 4);
+	tcase_add_loop_test(tc, test_fresh_4096_slots, 0, 6);
 
 	tc = tu_tcase(s, "signals", TU_TIMEOUT_STRESS);
 	tcase_add_test(tc, test_signal_owner);
 	tcase_add_test(tc, test_signal_owner_shared);
 	tcase_add_test(tc, test_signal_eager);
+	tcase_add_test(tc, test_signal_lazy);
 	tcase_add_test(tc, test_signal_shared_foreign);
 	return s;
 }

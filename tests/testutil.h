@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <pcpu.h>
 
@@ -360,6 +361,54 @@ static inline void tu_restore_slots(void)
 static inline int64_t tu_read_bound(void)
 {
 	return (int64_t)(PCPU_COUNTER_BATCH - 1) * (int64_t)pcpu_nr_slots();
+}
+
+/*
+ * The tighter bound: (BATCH - 1) for each slot the counter has touched
+ * (every slot of an EAGER counter counts as touched).
+ */
+static inline int64_t tu_read_bound_touched(unsigned touched)
+{
+	return (int64_t)(PCPU_COUNTER_BATCH - 1) * (int64_t)touched;
+}
+
+/* |a - b| without overflow. */
+static inline uint64_t tu_dist(int64_t a, int64_t b)
+{
+	return a >= b ? (uint64_t)a - (uint64_t)b : (uint64_t)b - (uint64_t)a;
+}
+
+/*
+ * The machine's possible CPUs, as the library counts them by default
+ * (/sys/devices/system/cpu/possible, the highest number plus one), else
+ * sysconf(); at least 1.
+ */
+static inline unsigned tu_possible_cpus(void)
+{
+	char buf[4096], *s, *end;
+	unsigned long v, max = 0;
+	FILE *f = fopen("/sys/devices/system/cpu/possible", "re");
+
+	if (f) {
+		if (fgets(buf, sizeof(buf), f)) {
+			for (s = buf; *s && *s != '\n'; s = end) {
+				v = strtoul(s, &end, 10);
+				if (end == s)
+					break;
+				if (v + 1 > max)
+					max = v + 1;
+				if (*end == '-' || *end == ',')
+					end++;
+			}
+		}
+		fclose(f);
+	}
+	if (max == 0) {
+		long c = sysconf(_SC_NPROCESSORS_CONF);
+
+		max = c > 0 ? (unsigned long)c : 1;
+	}
+	return (unsigned)max;
 }
 
 static inline int tu_sign(int64_t v)

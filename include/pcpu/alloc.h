@@ -39,7 +39,7 @@ extern "C" {
 #define PCPU_ALLOC_MAX		(PCPU__UNIT_SIZE / 2)
 
 /* Slot @slot's copy of @area, inline for the counters' fast paths. */
-static inline void *pcpu__slot_ptr(void *area, unsigned slot)
+PCPU__INLINE void *pcpu__slot_ptr(void *area, unsigned slot)
 {
 	return (char *)area + ((size_t)slot << PCPU__UNIT_SHIFT);
 }

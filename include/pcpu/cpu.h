@@ -36,6 +36,13 @@ extern "C" {
 # define PCPU_API
 #endif
 
+/* Hot-path helpers: always inlined (a call costs more than the add). */
+#if defined(__GNUC__)
+# define PCPU__INLINE	static inline __attribute__((always_inline))
+#else
+# define PCPU__INLINE	static inline
+#endif
+
 #if defined(__GNUC__)
 # define pcpu__likely(x)	__builtin_expect(!!(x), 1)
 # define pcpu__unlikely(x)	__builtin_expect(!!(x), 0)
@@ -59,6 +66,11 @@ extern "C" {
 /** The largest slot count pcpu_set_nr_slots() accepts. */
 #define PCPU_MAX_SLOTS	16384u
 
+/* Update methods (pcpu__rt.method).  Not API. */
+#define PCPU__METHOD_ATOMIC	0u	/* relaxed atomics on the slots       */
+#define PCPU__METHOD_RSEQ	1u	/* rseq, registered by glibc          */
+#define PCPU__METHOD_RSEQ_OWN	2u	/* rseq, registered by libpcpu        */
+
 /*
  * Run-time state read by the inline fast paths.  Not API: the fields may
  * change between releases of the library (the soname changes with them).
@@ -66,14 +78,19 @@ extern "C" {
  * nr_slots:  the slot count; written only under the allocator lock and
  *            only while no area is live, so a thread holding a live area
  *            always reads the value the area was built with.
- * rseq_off:  offset of glibc's struct rseq from the thread pointer, or 0
- *            when glibc registered none (then the CPU number comes from
- *            sched_getcpu()).  Written once by the library constructor.
+ * method:    PCPU__METHOD_*; written with nr_slots, under the same rule
+ *            (rseq needs one slot per possible CPU).
+ * rseq_off:  offset from the thread pointer of the struct rseq this
+ *            process uses (glibc's, or libpcpu's own TLS one), or 0 when
+ *            there is none.  Written once by the library constructor.
+ * rseq_fast: rseq_off while the method is an rseq one, else 0: the one
+ *            word the counters' fast path tests.  Written with method.
  */
 struct pcpu__rt {
 	unsigned nr_slots;
 	unsigned method;
 	long rseq_off;
+	long rseq_fast;
 };
 extern PCPU_API struct pcpu__rt pcpu__rt;
 
@@ -84,7 +101,7 @@ PCPU_API unsigned pcpu__cpu_slow(void);
  * pcpu__tp - the calling thread's thread pointer: unique among live
  * threads and 16-byte aligned, so its low 4 bits are free for tags.
  */
-static inline uintptr_t pcpu__tp(void)
+PCPU__INLINE uintptr_t pcpu__tp(void)
 {
 	uintptr_t tp;
 #if defined(__x86_64__)
@@ -102,7 +119,7 @@ static inline uintptr_t pcpu__tp(void)
  * pcpu__cpu - the CPU the caller runs on now, read from the rseq area
  * glibc registered (one load from TLS) or, failing that, sched_getcpu().
  */
-static inline unsigned pcpu__cpu(void)
+PCPU__INLINE unsigned pcpu__cpu(void)
 {
 #if defined(__x86_64__) || defined(__aarch64__)
 	long off = pcpu__rt.rseq_off;
@@ -112,8 +129,9 @@ static inline unsigned pcpu__cpu(void)
 		 * struct rseq { u32 cpu_id_start; u32 cpu_id; ... }: the kernel
 		 * stores cpu_id on every return to user space of this thread;
 		 * only this thread reads it, so a volatile load suffices.  It is
-		 * (u32)-1 when this thread is not registered, which the unsigned
-		 * compare sends to the slow path.
+		 * (u32)-1 or -2 when this thread is not registered, which the
+		 * unsigned compare sends to the slow path (which may register
+		 * the thread).
 		 */
 		unsigned cpu = *(volatile uint32_t *)(pcpu__tp() + off + 4);
 
@@ -125,7 +143,7 @@ static inline unsigned pcpu__cpu(void)
 }
 
 /* Map a CPU number to a slot: identity unless CPUs share slots. */
-static inline unsigned pcpu__slot_of(unsigned cpu)
+PCPU__INLINE unsigned pcpu__slot_of(unsigned cpu)
 {
 	/* Relaxed: the count changes only while no area is live, and a
 	 * caller mapping a CPU to a slot of a live area reads it then. */
@@ -138,8 +156,9 @@ static inline unsigned pcpu__slot_of(unsigned cpu)
  * pcpu_nr_slots - how many per-CPU slots every area has.
  *
  * The machine's possible CPUs (/sys/devices/system/cpu/possible), unless
- * the environment variable PCPU_NR_SLOTS (read once, at the first call
- * into the library) or pcpu_set_nr_slots() says otherwise.
+ * the environment variable PCPU_NR_SLOTS (read once, when the library is
+ * loaded; a malformed or out-of-range value is ignored) or
+ * pcpu_set_nr_slots() says otherwise.
  *
  * Return: the slot count, at least 1 and at most PCPU_MAX_SLOTS.
  *
@@ -154,8 +173,9 @@ PCPU_API unsigned pcpu_nr_slots(void);
  *     a count above it simulates a bigger machine.
  *
  * Return: 0; -EINVAL if @n is 0 or above PCPU_MAX_SLOTS; -EBUSY while any
- * per-CPU area (pcpu_alloc(), an EAGER counter, a shared DUAL counter) is
- * live.  On error nothing changes.
+ * per-CPU area (pcpu_alloc(), a LAZY or EAGER counter, a shared DUAL
+ * counter) is live.  On error nothing changes.  The update method may
+ * change with the count (see pcpu_update_method()).
  *
  * This API is MT-safe: it serializes with pcpu_alloc() and pcpu_free().
  */
@@ -164,9 +184,10 @@ PCPU_API int pcpu_set_nr_slots(unsigned n);
 /**
  * pcpu_this_slot - the calling thread's slot now.
  *
- * The CPU number (from the rseq area glibc registered, else from
- * sched_getcpu()) folded into [0, pcpu_nr_slots()).  A hint: the thread
- * may migrate before the value is used.
+ * The CPU number (from the thread's rseq area, glibc's or libpcpu's own,
+ * else from sched_getcpu(), else 0) folded into [0, pcpu_nr_slots()).
+ * Under "rseq-own" a thread's first call may register its rseq area.  A
+ * hint: the thread may migrate before the value is used.
  *
  * This API is MT-safe and async-signal-safe.
  */
@@ -175,8 +196,15 @@ PCPU_API unsigned pcpu_this_slot(void);
 /**
  * pcpu_update_method - the per-CPU update mechanism this process uses.
  *
- * Return: a static string: "atomic" (a relaxed atomic add on the current
- * CPU's slot).  For diagnostics and benchmark labels.
+ * Return: a static string, for diagnostics and benchmark labels:
+ * "rseq" (a restartable sequence on the current CPU's slot, with the rseq
+ * area glibc registered), "rseq-own" (the same, with an rseq area that
+ * libpcpu registers per thread because glibc did not), or "atomic" (an
+ * atomic compare-and-swap on the current CPU's slot: the kernel has no
+ * rseq, the architecture is not x86-64, the library was built with
+ * ThreadSanitizer, there are fewer slots than possible CPUs, or the
+ * environment has PCPU_UPDATE_METHOD=atomic; other values are ignored).
+ * Decided at load time, and again by each pcpu_set_nr_slots().
  *
  * This API is MT-safe.
  */
