@@ -26,7 +26,7 @@ pcpu_need_pkgs() {
 }
 
 pcpu_need_pkgs build-essential autoconf automake libtool pkg-config \
-	check libbenchmark-dev g++ mandoc gnuplot-nox ${PCPU_EXTRA_PKGS:-}
+	check libbenchmark-dev g++ mandoc gnuplot-nox liburcu-dev ${PCPU_EXTRA_PKGS:-}
 
 if [ ! -x "$SRC_DIR/configure" ] || [ "$SRC_DIR/configure.ac" -nt "$SRC_DIR/configure" ]; then
 	(cd "$SRC_DIR" && autoreconf -fi >/dev/null)

@@ -10,5 +10,6 @@
 #include <pcpu/cpu.h>
 #include <pcpu/alloc.h>
 #include <pcpu/counter.h>
+#include <pcpu/cache.h>
 
 #endif /* PCPU_H */

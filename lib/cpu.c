@@ -283,6 +283,18 @@ unsigned pcpu__default_nr_slots(void)
 	return pcpu_default_slots;
 }
 
+unsigned pcpu__possible_cpus(void)
+{
+	pcpu__init();
+	return pcpu_possible;
+}
+
+unsigned pcpu__rseq_kind(void)
+{
+	pcpu__init();
+	return pcpu_rseq_kind;
+}
+
 PCPU_API unsigned pcpu__cpu_slow(void)
 {
 	int cpu;

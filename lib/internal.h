@@ -25,6 +25,13 @@ void pcpu__set_method(unsigned nr_slots);
  * meaningful when pcpu__rt.method is not PCPU__METHOD_ATOMIC. */
 int pcpu__rseq_ready(void);
 
+/* cpu.c: the number of possible CPUs (capped at PCPU_MAX_SLOTS). */
+unsigned pcpu__possible_cpus(void);
+
+/* cpu.c: which rseq this process has, whatever the slot count:
+ * PCPU__METHOD_RSEQ, PCPU__METHOD_RSEQ_OWN or PCPU__METHOD_ATOMIC. */
+unsigned pcpu__rseq_kind(void);
+
 /* alloc.c: change the slot count under the allocator lock. */
 int pcpu__alloc_set_nr_slots(unsigned n);
 

@@ -14,7 +14,7 @@ b=${top_builddir:-.}
 PCPU_STRESS_SECONDS=${PCPU_STRESS_SECONDS:-0.5}
 export PCPU_STRESS_SECONDS
 probe="$b/tests/print-method"
-suites="test_cpu test_counter test_lazy test_stress"
+suites="test_cpu test_counter test_lazy test_stress test_cache"
 
 default=$("$probe") || { echo "print-method failed"; exit 1; }
 echo "default method: $default"
