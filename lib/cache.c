@@ -237,7 +237,9 @@ static struct pcpu_cache_cpu *cpu_trylock(struct pcpu_cache *cache)
 	 * contents written by the previous holder are visible to us. */
 	if (__atomic_exchange_n(&pc->lock, 1, __ATOMIC_ACQUIRE))
 		return NULL;
-	if (__atomic_load_n(&pc->stop, __ATOMIC_RELAXED)) {
+	/* Acquire: pairs with start_arrays()' release, which follows the
+	 * drainer's emptying of the array. */
+	if (__atomic_load_n(&pc->stop, __ATOMIC_ACQUIRE)) {
 		__atomic_store_n(&pc->lock, 0, __ATOMIC_RELEASE);
 		return NULL;
 	}
