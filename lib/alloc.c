@@ -158,13 +158,21 @@ static void bits_assign(uint64_t *map, unsigned i, unsigned n, int val)
 
 /* --- chunks ------------------------------------------------------------- */
 
-static size_t pow2_at_least(size_t v)
+void *pcpu__map_aligned(size_t len, size_t align, int flags)
 {
-	size_t p = 1;
+	char *map, *base;
 
-	while (p < v)
-		p <<= 1;
-	return p;
+	/* Reserve len + align and trim both ends. */
+	map = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+	if (map == MAP_FAILED)
+		return NULL;
+	base = (char *)(((uintptr_t)map + align - 1) & ~(uintptr_t)(align - 1));
+	if (base > map)
+		munmap(map, (size_t)(base - map));
+	if (base + len < map + len + align)
+		munmap(base + len, (size_t)(map + len + align - (base + len)));
+	return base;
 }
 
 static unsigned nr_groups(unsigned nr_slots)
@@ -177,26 +185,19 @@ static struct pcpu_chunk *chunk_create(unsigned nr_slots)
 	/* Units, summary words, mask groups, fold words. */
 	size_t len = ((size_t)nr_slots + 1 + nr_groups(nr_slots) +
 		      PCPU_FOLD_STRIDE) * PCPU__UNIT_SIZE;
-	size_t align = pow2_at_least(len);
+	size_t align = pcpu__pow2_at_least(len);
 	struct pcpu_chunk *chunk;
-	char *map, *base;
+	char *base;
 
 	chunk = mmap(NULL, sizeof(*chunk), PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (chunk == MAP_FAILED)
 		return NULL;
-	/* Reserve len + align and trim, to get an aligned base. */
-	map = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (map == MAP_FAILED) {
+	base = pcpu__map_aligned(len, align, MAP_NORESERVE);
+	if (!base) {
 		munmap(chunk, sizeof(*chunk));
 		return NULL;
 	}
-	base = (char *)(((uintptr_t)map + align - 1) & ~(uintptr_t)(align - 1));
-	if (base > map)
-		munmap(map, (size_t)(base - map));
-	if (base + len < map + len + align)
-		munmap(base + len, (size_t)(map + len + align - (base + len)));
 
 	/*
 	 * 4 KiB pages: a transparent huge page would put 32 units' worth of

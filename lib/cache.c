@@ -138,15 +138,9 @@ static void membarrier_register(void)
 static inline int rseq_pop(struct pcpu_cache_cpu *base, void **out, long off)
 {
 	__asm__ __volatile__ goto (
-		".pushsection __rseq_cs, \"aw\"\n\t"
-		".balign 32\n\t"
-		"3:\n\t"
-		".long 0x0, 0x0\n\t"
-		".quad 1f, (2f - 1f), 4f\n\t"
-		".popsection\n\t"
+		PCPU__RSEQ_CS
 		"0:\n\t"
-		"leaq 3b(%%rip), %%rax\n\t"
-		"movq %%rax, %%fs:8(%[off])\n\t"
+		PCPU__RSEQ_ARM
 		"1:\n\t"
 		"movl %%fs:4(%[off]), %%eax\n\t"	/* cpu_id */
 		"testl %%eax, %%eax\n\t"
@@ -163,12 +157,7 @@ static inline int rseq_pop(struct pcpu_cache_cpu *base, void **out, long off)
 		"movq %%rdx, (%[out])\n\t"		/* caller's local */
 		"movl %%ecx, 4(%%rax)\n\t"		/* commit */
 		"2:\n\t"
-		".pushsection __rseq_failure, \"ax\"\n\t"
-		".byte 0x0f, 0xb9, 0x3d\n\t"
-		".long 0x53053053\n\t"
-		"4:\n\t"
-		"jmp 0b\n\t"
-		".popsection\n\t"
+		PCPU__RSEQ_ABORT("0b")
 		: /* no outputs */
 		: [off] "r" (off), [base] "r" (base), [out] "r" (out),
 		  [shift] "i" (PCPU_CPU_SHIFT),
@@ -184,15 +173,9 @@ fail:
 static inline int rseq_push(struct pcpu_cache_cpu *base, void *obj, long off)
 {
 	__asm__ __volatile__ goto (
-		".pushsection __rseq_cs, \"aw\"\n\t"
-		".balign 32\n\t"
-		"3:\n\t"
-		".long 0x0, 0x0\n\t"
-		".quad 1f, (2f - 1f), 4f\n\t"
-		".popsection\n\t"
+		PCPU__RSEQ_CS
 		"0:\n\t"
-		"leaq 3b(%%rip), %%rax\n\t"
-		"movq %%rax, %%fs:8(%[off])\n\t"
+		PCPU__RSEQ_ARM
 		"1:\n\t"
 		"movl %%fs:4(%[off]), %%eax\n\t"
 		"testl %%eax, %%eax\n\t"
@@ -209,12 +192,7 @@ static inline int rseq_push(struct pcpu_cache_cpu *base, void *obj, long off)
 		"addl $1, %%ecx\n\t"
 		"movl %%ecx, 4(%%rax)\n\t"		/* commit */
 		"2:\n\t"
-		".pushsection __rseq_failure, \"ax\"\n\t"
-		".byte 0x0f, 0xb9, 0x3d\n\t"
-		".long 0x53053053\n\t"
-		"4:\n\t"
-		"jmp 0b\n\t"
-		".popsection\n\t"
+		PCPU__RSEQ_ABORT("0b")
 		: /* no outputs */
 		: [off] "r" (off), [base] "r" (base), [obj] "r" (obj),
 		  [shift] "i" (PCPU_CPU_SHIFT), [mag] "i" (PCPU_MAG),
@@ -342,12 +320,6 @@ static size_t header_bytes(unsigned nr_objs, int debug)
 	return h;
 }
 
-/* Unmap a slab (after its destructors ran, or before any constructor). */
-static void slab_unmap(struct pcpu_cache *cache, struct pcpu_slab *slab)
-{
-	munmap(slab, cache->slab_bytes);
-}
-
 /* Run the destructor on objects [0, n) of a slab and unmap it. */
 static void slab_destroy(struct pcpu_cache *cache, struct pcpu_slab *slab,
 			 unsigned n)
@@ -360,7 +332,7 @@ static void slab_destroy(struct pcpu_cache *cache, struct pcpu_slab *slab,
 				    cache->arg);
 		__atomic_fetch_add(&cache->dtor_calls, n, __ATOMIC_RELAXED);
 	}
-	slab_unmap(cache, slab);
+	munmap(slab, cache->slab_bytes);
 }
 
 /*
@@ -371,23 +343,18 @@ static void slab_destroy(struct pcpu_cache *cache, struct pcpu_slab *slab,
 static struct pcpu_slab *slab_create(struct pcpu_cache *cache)
 {
 	size_t len = cache->slab_bytes;
-	char *map, *base;
+	char *base;
 	struct pcpu_slab *slab;
 	struct pcpu_cache *outer;
 	unsigned i;
 	int err;
 
-	map = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (map == MAP_FAILED) {
+	/* Aligned to its size: an object's slab is obj & ~(len - 1). */
+	base = pcpu__map_aligned(len, len, 0);
+	if (!base) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	base = (char *)(((uintptr_t)map + len - 1) & ~(uintptr_t)(len - 1));
-	if (base > map)
-		munmap(map, (size_t)(base - map));
-	if (base + len < map + 2 * len)
-		munmap(base + len, (size_t)(map + 2 * len - (base + len)));
 
 	slab = (struct pcpu_slab *)base;
 	slab->cache = cache;
@@ -564,15 +531,6 @@ static void debug_freeing(struct pcpu_cache *cache, void *obj,
 
 /* --- API ---------------------------------------------------------------- */
 
-static size_t pow2_at_least(size_t v)
-{
-	size_t p = 1;
-
-	while (p < v)
-		p <<= 1;
-	return p;
-}
-
 PCPU_API struct pcpu_cache *pcpu_cache_create(const char *name, size_t size,
 					      size_t align, pcpu_ctor_fn ctor,
 					      pcpu_dtor_fn dtor, void *arg,
@@ -596,7 +554,7 @@ PCPU_API struct pcpu_cache *pcpu_cache_create(const char *name, size_t size,
 	pcpu__init();
 	stride = (size + align - 1) & ~(align - 1);
 	/* Room for the header and at least PCPU_SLAB_MIN_OBJS objects. */
-	bytes = pow2_at_least(header_bytes(PCPU_SLAB_MIN_OBJS, debug) + align +
+	bytes = pcpu__pow2_at_least(header_bytes(PCPU_SLAB_MIN_OBJS, debug) + align +
 			      PCPU_SLAB_MIN_OBJS * stride);
 	if (bytes < PCPU_SLAB_MIN)
 		bytes = PCPU_SLAB_MIN;

@@ -210,14 +210,8 @@ static int rseq_store_if(uint64_t *p, uint64_t old, uint64_t new,
 			 unsigned cpu, long off)
 {
 	__asm__ __volatile__ goto (
-		".pushsection __rseq_cs, \"aw\"\n\t"
-		".balign 32\n\t"
-		"3:\n\t"
-		".long 0x0, 0x0\n\t"
-		".quad 1f, (2f - 1f), 4f\n\t"
-		".popsection\n\t"
-		"leaq 3b(%%rip), %%rax\n\t"
-		"movq %%rax, %%fs:8(%[off])\n\t"	/* rseq->rseq_cs = &cs */
+		PCPU__RSEQ_CS
+		PCPU__RSEQ_ARM
 		"1:\n\t"
 		"cmpl %[cpu], %%fs:4(%[off])\n\t"	/* still on @cpu? */
 		"jnz %l[fail]\n\t"
@@ -225,12 +219,7 @@ static int rseq_store_if(uint64_t *p, uint64_t old, uint64_t new,
 		"jnz %l[fail]\n\t"
 		"movq %[new], (%[p])\n\t"		/* commit */
 		"2:\n\t"
-		".pushsection __rseq_failure, \"ax\"\n\t"
-		".byte 0x0f, 0xb9, 0x3d\n\t"
-		".long 0x53053053\n\t"
-		"4:\n\t"
-		"jmp %l[fail]\n\t"
-		".popsection\n\t"
+		PCPU__RSEQ_ABORT("%l[fail]")
 		: /* no outputs */
 		: [off] "r" (off), [p] "r" (p), [old] "r" (old),
 		  [new] "r" (new), [cpu] "r" (cpu)

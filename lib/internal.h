@@ -32,6 +32,20 @@ unsigned pcpu__possible_cpus(void);
  * PCPU__METHOD_RSEQ, PCPU__METHOD_RSEQ_OWN or PCPU__METHOD_ATOMIC. */
 unsigned pcpu__rseq_kind(void);
 
+/* The smallest power of two >= @v. */
+static inline size_t pcpu__pow2_at_least(size_t v)
+{
+	size_t p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+/* alloc.c: an anonymous read-write mapping of @len bytes aligned to
+ * @align (a power of two), with extra mmap @flags; NULL if none. */
+void *pcpu__map_aligned(size_t len, size_t align, int flags);
+
 /* alloc.c: change the slot count under the allocator lock. */
 int pcpu__alloc_set_nr_slots(unsigned n);
 

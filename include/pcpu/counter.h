@@ -157,15 +157,9 @@ PCPU__INLINE void pcpu__own_add(int64_t *p, int64_t delta)
 PCPU__INLINE int pcpu__rseq_slot_add(int64_t *slots, int64_t delta, long off)
 {
 	__asm__ __volatile__ goto (
-		".pushsection __rseq_cs, \"aw\"\n\t"
-		".balign 32\n\t"
-		"3:\n\t"
-		".long 0x0, 0x0\n\t"			/* version, flags */
-		".quad 1f, (2f - 1f), 4f\n\t"		/* start, length, abort */
-		".popsection\n\t"
+		PCPU__RSEQ_CS
 		"0:\n\t"
-		"leaq 3b(%%rip), %%rax\n\t"
-		"movq %%rax, %%fs:8(%[off])\n\t"	/* rseq->rseq_cs = &cs */
+		PCPU__RSEQ_ARM
 		"1:\n\t"
 		"movl %%fs:4(%[off]), %%eax\n\t"	/* rseq->cpu_id */
 		"testl %%eax, %%eax\n\t"
@@ -179,12 +173,7 @@ PCPU__INLINE int pcpu__rseq_slot_add(int64_t *slots, int64_t delta, long off)
 		"jae %l[slow]\n\t"
 		"movq %%rcx, (%%rax)\n\t"		/* commit */
 		"2:\n\t"
-		".pushsection __rseq_failure, \"ax\"\n\t"
-		".byte 0x0f, 0xb9, 0x3d\n\t"		/* ud1 <sig>, never run */
-		".long 0x53053053\n\t"			/* RSEQ_SIG */
-		"4:\n\t"
-		"jmp 0b\n\t"
-		".popsection\n\t"
+		PCPU__RSEQ_ABORT("0b")
 		: /* no outputs */
 		: [off] "r" (off), [slots] "r" (slots), [delta] "er" (delta),
 		  [nlo] "i" (-(long)PCPU__WIN_LO), [sz] "i" (PCPU__WIN_SZ),

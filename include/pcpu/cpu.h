@@ -142,6 +142,39 @@ PCPU__INLINE unsigned pcpu__cpu(void)
 	return pcpu__cpu_slow();
 }
 
+#if defined(__x86_64__)
+/*
+ * Pieces of x86-64 rseq critical sections, shared by every sequence in
+ * libpcpu (not API).  A sequence is
+ *
+ *   PCPU__RSEQ_CS "0:" PCPU__RSEQ_ARM "1:" <body, ending in the commit
+ *   store> "2:" PCPU__RSEQ_ABORT("<where to go on abort>")
+ *
+ * with the rseq area's offset from the thread pointer in operand [off].
+ * The descriptor (label 3) covers [1, 2); the abort handler (label 4) is
+ * preceded by the signature the kernel checks (0x53053053, the value glibc
+ * registers on x86-64, inside a ud1 that is never executed); %rax is
+ * clobbered by the arming store.
+ */
+# define PCPU__RSEQ_CS							\
+	".pushsection __rseq_cs, \"aw\"\n\t"				\
+	".balign 32\n\t"							\
+	"3:\n\t"							\
+	".long 0x0, 0x0\n\t"		/* version, flags */		\
+	".quad 1f, (2f - 1f), 4f\n\t"	/* start, length, abort */	\
+	".popsection\n\t"
+# define PCPU__RSEQ_ARM							\
+	"leaq 3b(%%rip), %%rax\n\t"					\
+	"movq %%rax, %%fs:8(%[off])\n\t"	/* rseq->rseq_cs = &cs */
+# define PCPU__RSEQ_ABORT(target)					\
+	".pushsection __rseq_failure, \"ax\"\n\t"			\
+	".byte 0x0f, 0xb9, 0x3d\n\t"					\
+	".long 0x53053053\n\t"						\
+	"4:\n\t"							\
+	"jmp " target "\n\t"						\
+	".popsection\n\t"
+#endif
+
 /* Map a CPU number to a slot: identity unless CPUs share slots. */
 PCPU__INLINE unsigned pcpu__slot_of(unsigned cpu)
 {
