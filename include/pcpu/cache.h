@@ -93,6 +93,9 @@ struct pcpu_cache;
  * Return: the cache, or NULL with errno EINVAL (@size 0 or too large, bad
  * @align, unknown @flags) or ENOMEM.
  *
+ * The cache keeps its statistics in per-CPU counters, so
+ * pcpu_set_nr_slots() fails with -EBUSY while a cache exists.
+ *
  * This API is MT-safe.
  */
 PCPU_API struct pcpu_cache *pcpu_cache_create(const char *name, size_t size,
