@@ -54,6 +54,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <urcu/urcu-bp.h>
 
@@ -62,6 +63,7 @@
 #define PCPU_SLAB_MIN		((size_t)64 << 10)
 #define PCPU_SLAB_MIN_OBJS	16u
 #define PCPU_RCU_BATCH		64
+#define PCPU_RCU_AGE_NS		(10 * 1000 * 1000) /* send a batch this old */
 
 /* One possible CPU's array: a power-of-two size the sequences index by. */
 struct pcpu_cache_cpu {
@@ -84,15 +86,19 @@ struct pcpu_slab {
 	unsigned nr_free;
 	unsigned list;			/* SLAB_FULL, SLAB_PARTIAL, SLAB_EMPTY */
 	char *objs;
-	uint8_t *in_use;		/* DEBUG: 1 while the user has it */
+	uint8_t *in_use;		/* DEBUG: an OBJ_* state per object */
 	uint32_t free_stack[];		/* indices of objects free here */
 };
 
 enum { SLAB_FULL, SLAB_PARTIAL, SLAB_EMPTY, SLAB_LISTS };
 
+/* DEBUG states of an object. */
+enum { OBJ_FREE, OBJ_IN_USE, OBJ_RCU };
+
 struct pcpu_rcu_batch {
 	struct rcu_head head;
 	struct pcpu_cache *cache;
+	struct timespec born;		/* CLOCK_MONOTONIC_COARSE */
 	unsigned n;
 	void *objs[PCPU_RCU_BATCH];
 };
@@ -117,7 +123,8 @@ struct pcpu_cache {
 };
 
 /* The cache whose constructor this thread is running (EDEADLK). */
-static __thread struct pcpu_cache *pcpu_in_ctor;
+static __thread struct pcpu_cache *pcpu_in_ctor
+	__attribute__((tls_model("initial-exec")));
 
 /* membarrier RSEQ registration: 1 done, -1 unavailable. */
 static int pcpu_membarrier_state;
@@ -512,21 +519,27 @@ static void debug_alloced(struct pcpu_cache *cache, void *obj)
 {
 	struct pcpu_slab *slab = slab_of(cache, obj);
 
-	__atomic_store_n(&slab->in_use[obj_index(slab, obj)], 1,
+	/* Relaxed: the state is only ever exchanged, never ordered. */
+	__atomic_store_n(&slab->in_use[obj_index(slab, obj)], OBJ_IN_USE,
 			 __ATOMIC_RELAXED);
 }
 
+/* Move @obj from state @from to @to, or report the misuse and abort. */
 static void debug_freeing(struct pcpu_cache *cache, void *obj,
-			  const void *caller)
+			  const void *caller, uint8_t from, uint8_t to)
 {
 	struct pcpu_slab *slab = debug_slab(cache, obj);
+	uint8_t old;
 
 	if (!slab)
 		debug_report(cache, obj, caller, "free of a foreign pointer");
-	/* Exchange: of two racing frees of one object, one sees 0. */
-	if (!__atomic_exchange_n(&slab->in_use[obj_index(slab, obj)], 0,
-				 __ATOMIC_RELAXED))
-		debug_report(cache, obj, caller, "double free of");
+	/* Exchange: of two racing frees of one object, one sees @to. */
+	old = __atomic_exchange_n(&slab->in_use[obj_index(slab, obj)], to,
+				  __ATOMIC_RELAXED);
+	if (old != from)
+		debug_report(cache, obj, caller,
+			     old == OBJ_RCU ? "free of an RCU-pending object" :
+			     "double free of");
 }
 
 /* --- API ---------------------------------------------------------------- */
@@ -654,16 +667,18 @@ PCPU_API void *pcpu_cache_alloc(struct pcpu_cache *cache, unsigned flags)
 		errno = EINVAL;
 		return NULL;
 	}
+	/* Even if the array could serve it: a constructor that allocates
+	 * from its own cache is a bug that would deadlock on a cold cache. */
+	if (pcpu__unlikely(pcpu_in_ctor == cache)) {
+		errno = EDEADLK;
+		return NULL;
+	}
 	if (pcpu__likely(array_pop(cache, &obj) == 0)) {
 		note_alloc(cache, obj, cache->rseq);
 		return obj;
 	}
 	if (flags & PCPU_NOWAIT) {
 		errno = EAGAIN;
-		return NULL;
-	}
-	if (pcpu_in_ctor == cache) {
-		errno = EDEADLK;
 		return NULL;
 	}
 	if (cache->rseq)
@@ -692,7 +707,7 @@ static void free_slow(struct pcpu_cache *cache, void *obj)
 static void free_one(struct pcpu_cache *cache, void *obj, const void *caller)
 {
 	if (cache->flags & PCPU_CACHE_DEBUG)
-		debug_freeing(cache, obj, caller);
+		debug_freeing(cache, obj, caller, OBJ_IN_USE, OBJ_FREE);
 	pcpu_counter_dec(&cache->in_use);
 	if (pcpu__likely(array_push(cache, obj) == 0))
 		return;
@@ -709,7 +724,7 @@ PCPU_API void pcpu_cache_free(struct pcpu_cache *cache, void *obj)
 PCPU_API size_t pcpu_cache_alloc_bulk(struct pcpu_cache *cache,
 				      unsigned flags, size_t n, void **objs)
 {
-	size_t got = 0, i;
+	size_t got = 0, lockless, i;
 
 	if (!cache || !objs || (flags & ~PCPU_NOWAIT)) {
 		errno = EINVAL;
@@ -717,15 +732,18 @@ PCPU_API size_t pcpu_cache_alloc_bulk(struct pcpu_cache *cache,
 	}
 	if (n == 0)
 		return 0;
+	if (pcpu_in_ctor == cache) {
+		errno = EDEADLK;
+		return 0;
+	}
 	while (got < n && array_pop(cache, &objs[got]) == 0)
 		got++;
+	lockless = cache->rseq ? got : 0;
 	if (got < n) {
 		int err = 0;
 
 		if (flags & PCPU_NOWAIT)
 			err = EAGAIN;
-		else if (pcpu_in_ctor == cache)
-			err = EDEADLK;
 		else if (slabs_take(cache, n - got, objs + got))
 			err = errno;
 		if (err) {
@@ -740,25 +758,23 @@ PCPU_API size_t pcpu_cache_alloc_bulk(struct pcpu_cache *cache,
 		}
 	}
 	for (i = 0; i < n; i++)
-		note_alloc(cache, objs[i], 0);
+		note_alloc(cache, objs[i], i < lockless);
 	return n;
 }
 
-PCPU_API void pcpu_cache_free_bulk(struct pcpu_cache *cache, size_t n,
-				   void **objs)
+/* Free @n objects that the debug checks expect in state @from. */
+static void free_many(struct pcpu_cache *cache, size_t n, void **objs,
+		      const void *caller, uint8_t from)
 {
-	const void *caller = __builtin_return_address(0);
 	void *spill[PCPU_MAG];
 	size_t i, ns = 0;
 	int full = 0;
 
-	if (!cache || !objs)
-		return;
 	for (i = 0; i < n; i++) {
 		if (!objs[i])
 			continue;
 		if (cache->flags & PCPU_CACHE_DEBUG)
-			debug_freeing(cache, objs[i], caller);
+			debug_freeing(cache, objs[i], caller, from, OBJ_FREE);
 		pcpu_counter_dec(&cache->in_use);
 		if (!full && array_push(cache, objs[i]) == 0)
 			continue;
@@ -775,6 +791,14 @@ PCPU_API void pcpu_cache_free_bulk(struct pcpu_cache *cache, size_t n,
 		slabs_put(cache, ns, spill);
 }
 
+PCPU_API void pcpu_cache_free_bulk(struct pcpu_cache *cache, size_t n,
+				   void **objs)
+{
+	if (!cache || !objs)
+		return;
+	free_many(cache, n, objs, __builtin_return_address(0), OBJ_IN_USE);
+}
+
 /* --- RCU ---------------------------------------------------------------- */
 
 static void rcu_batch_free(struct rcu_head *head)
@@ -785,10 +809,20 @@ static void rcu_batch_free(struct rcu_head *head)
 
 	/* Still counted in in_use (invariant 4): freeing them counts them
 	 * out. */
-	pcpu_cache_free_bulk(cache, n, b->objs);
+	free_many(cache, n, b->objs, NULL, OBJ_RCU);
 	free(b);
 	/* Last: destroy's rcu_barrier() has returned once this is done. */
 	__atomic_fetch_sub(&cache->rcu_pending, n, __ATOMIC_RELAXED);
+}
+
+/* Has the batch waited long enough to go out partly filled? */
+static int batch_old(const struct pcpu_rcu_batch *b)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	return (now.tv_sec - b->born.tv_sec) * 1000000000L +
+	       (now.tv_nsec - b->born.tv_nsec) >= PCPU_RCU_AGE_NS;
 }
 
 PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
@@ -798,12 +832,11 @@ PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
 
 	if (!cache || !obj)
 		return;
-	if (cache->flags & PCPU_CACHE_DEBUG) {
-		/* Check now, with the caller's address; the batch's free
-		 * later must not report it again. */
-		debug_freeing(cache, obj, __builtin_return_address(0));
-		debug_alloced(cache, obj);
-	}
+	if (cache->flags & PCPU_CACHE_DEBUG)
+		/* Check now, with the caller's address; pending until the
+		 * batch's free, which expects OBJ_RCU. */
+		debug_freeing(cache, obj, __builtin_return_address(0),
+			      OBJ_IN_USE, OBJ_RCU);
 	__atomic_fetch_add(&cache->rcu_pending, 1, __ATOMIC_RELAXED);
 	pc = &cache->cpus[pcpu__cpu() % cache->nr_cpus];
 	pthread_mutex_lock(&pc->rcu_lock);
@@ -816,15 +849,16 @@ PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
 			urcu_bp_synchronize_rcu();
 			__atomic_fetch_sub(&cache->rcu_pending, 1,
 					   __ATOMIC_RELAXED);
-			pcpu_cache_free(cache, obj);
+			free_many(cache, 1, &obj, NULL, OBJ_RCU);
 			return;
 		}
 		b->cache = cache;
 		b->n = 0;
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &b->born);
 		pc->rcu = b;
 	}
 	b->objs[b->n++] = obj;
-	if (b->n == PCPU_RCU_BATCH) {
+	if (b->n == PCPU_RCU_BATCH || batch_old(b)) {
 		full = b;
 		pc->rcu = NULL;
 	}
@@ -833,8 +867,8 @@ PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
 		urcu_bp_call_rcu(&full->head, rcu_batch_free);
 }
 
-/* Send every partial RCU batch on its way and wait for all of them. */
-static void rcu_flush(struct pcpu_cache *cache)
+/* Send every partial RCU batch on its way. */
+static void rcu_send_partial(struct pcpu_cache *cache)
 {
 	struct pcpu_rcu_batch *b;
 	unsigned i;
@@ -849,6 +883,14 @@ static void rcu_flush(struct pcpu_cache *cache)
 		if (b)
 			urcu_bp_call_rcu(&b->head, rcu_batch_free);
 	}
+}
+
+/* ... and wait until all of them are freed. */
+static void rcu_flush(struct pcpu_cache *cache)
+{
+	if (!__atomic_load_n(&cache->rcu_pending, __ATOMIC_RELAXED))
+		return;
+	rcu_send_partial(cache);
 	urcu_bp_barrier();
 }
 
@@ -914,11 +956,10 @@ static void start_arrays(struct pcpu_cache *cache)
 		__atomic_store_n(&cache->cpus[i].stop, 0, __ATOMIC_RELEASE);
 }
 
-/* Unlink every empty slab and destroy them unlocked; how many objects. */
-static size_t release_empty(struct pcpu_cache *cache)
+/* Unlink every empty slab; the caller destroys them with no lock held. */
+static struct pcpu_slab *detach_empty(struct pcpu_cache *cache)
 {
 	struct pcpu_slab *dead, *slab;
-	size_t n = 0;
 
 	pthread_mutex_lock(&cache->lock);
 	dead = cache->lists[SLAB_EMPTY];
@@ -926,6 +967,16 @@ static size_t release_empty(struct pcpu_cache *cache)
 	for (slab = dead; slab; slab = slab->next)
 		cache->nr_slabs--;
 	pthread_mutex_unlock(&cache->lock);
+	return dead;
+}
+
+/* Destroy detached slabs (destructors run, no lock held); how many
+ * objects were destroyed. */
+static size_t destroy_slabs(struct pcpu_cache *cache, struct pcpu_slab *dead)
+{
+	struct pcpu_slab *slab;
+	size_t n = 0;
+
 	while (dead) {
 		slab = dead;
 		dead = slab->next;
@@ -937,31 +988,36 @@ static size_t release_empty(struct pcpu_cache *cache)
 
 PCPU_API size_t pcpu_cache_shrink(struct pcpu_cache *cache)
 {
-	size_t n;
+	struct pcpu_slab *dead;
 
 	if (!cache)
 		return 0;
+	rcu_send_partial(cache);
 	pthread_mutex_lock(&cache->drain_lock);
 	drain_arrays(cache);
 	if (!cache->dying)
 		start_arrays(cache);
-	n = release_empty(cache);
+	dead = detach_empty(cache);
 	pthread_mutex_unlock(&cache->drain_lock);
-	return n;
+	return destroy_slabs(cache, dead);
 }
 
 PCPU_API int pcpu_cache_deactivate(struct pcpu_cache *cache)
 {
+	struct pcpu_slab *dead;
+
 	if (!cache)
 		return -EINVAL;
+	rcu_send_partial(cache);
 	pthread_mutex_lock(&cache->drain_lock);
 	pthread_mutex_lock(&cache->lock);
 	/* From now on slab_put() releases empty slabs (invariant 3). */
 	cache->dying = 1;
 	pthread_mutex_unlock(&cache->lock);
 	drain_arrays(cache);		/* and they stay stopped */
-	release_empty(cache);
+	dead = detach_empty(cache);
 	pthread_mutex_unlock(&cache->drain_lock);
+	destroy_slabs(cache, dead);
 	return 0;
 }
 
@@ -986,6 +1042,7 @@ static void report_leaks(struct pcpu_cache *cache, const void *caller)
 
 PCPU_API int pcpu_cache_destroy(struct pcpu_cache *cache)
 {
+	struct pcpu_slab *dead;
 	unsigned i;
 
 	if (!cache)
@@ -999,8 +1056,9 @@ PCPU_API int pcpu_cache_destroy(struct pcpu_cache *cache)
 		return -EBUSY;
 	}
 	drain_arrays(cache);
-	release_empty(cache);
+	dead = detach_empty(cache);
 	pthread_mutex_unlock(&cache->drain_lock);
+	destroy_slabs(cache, dead);
 	pcpu_counter_destroy(&cache->in_use);
 	pcpu_counter_destroy(&cache->allocs);
 	pcpu_counter_destroy(&cache->lockless);

@@ -56,8 +56,8 @@ extern "C" {
  * @arg: the cache's @arg.
  *
  * Return: 0, or a negative errno: the allocation that needed the slab then
- * fails with that errno, the slab's objects constructed so far are
- * destroyed and the slab is freed.
+ * fails with that errno (EINVAL for a positive value), the slab's objects
+ * constructed so far are destroyed and the slab is freed.
  */
 typedef int (*pcpu_ctor_fn)(void *obj, void *arg);
 
@@ -73,7 +73,8 @@ struct pcpu_cache_stats {
 	uint64_t ctor_calls;	/* constructor calls, successful or not */
 	uint64_t dtor_calls;	/* destructor calls */
 	uint64_t allocs;	/* successful allocations, bulk ones each */
-	uint64_t lockless_allocs; /* of those, served without a lock */
+	uint64_t lockless_allocs; /* of those, served without a lock: from
+				     a per-CPU array by an rseq sequence */
 	uint64_t rcu_pending;	/* pcpu_cache_free_rcu() objects not freed */
 };
 
@@ -159,12 +160,16 @@ PCPU_API void pcpu_cache_free_bulk(struct pcpu_cache *cache, size_t n,
  * @cache: the cache.
  * @obj:   the object, or NULL.
  *
- * The object goes back to the cache once every liburcu-bp read-side
+ * The object goes back to the cache after every liburcu-bp read-side
  * critical section (urcu_bp_read_lock(), <urcu/urcu-bp.h>) that began
- * before the call has ended.  Objects are batched per CPU and freed in
- * bulk from liburcu's call_rcu worker; when a batch cannot be allocated
- * the call waits for a grace period itself.  Not from inside a read-side
- * critical section.
+ * before the call has ended.  It must already be in its constructed state
+ * as far as the cache is concerned (readers may still look at it until the
+ * grace period ends).  Objects are batched per CPU and freed in bulk from
+ * liburcu's call_rcu worker; a batch is sent when it holds 64 objects, when
+ * a pcpu_cache_free_rcu() on its CPU finds it 10 ms old, or by
+ * pcpu_cache_shrink(), pcpu_cache_deactivate() and pcpu_cache_destroy().
+ * When a batch cannot be allocated the call waits for a grace period
+ * itself.  Not from inside a read-side critical section.
  *
  * This API is MT-safe.
  */
@@ -173,8 +178,9 @@ PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj);
 /**
  * pcpu_cache_shrink - release what the cache holds and nobody uses.
  *
- * Drains every CPU's array into the slabs, releases the slabs left with
- * no object in use, and runs their destructors.
+ * Sends the partly filled RCU batches on their way, drains every CPU's
+ * array into the slabs, releases the slabs left with no object in use, and
+ * runs their destructors (no lock held).
  *
  * Return: how many objects were destroyed.
  *
