@@ -3,7 +3,8 @@
  * bench/bench.h - the table between the C benchmark bodies and the C++ shim.
  *
  * Google Benchmark has no C API.  Each measured operation is a C body in
- * the table pcpu_benches[] (bench_counter.c); bench/shim.cc, the only C++
+ * the tables pcpu_benches[] (bench_counter.c) and pcpu_cache_benches[]
+ * (bench_cache.c); bench/shim.cc, the only C++
  * file, registers every entry once per argument and thread count with
  * benchmark::RegisterBenchmark and drives it with KeepRunningBatch():
  *
@@ -58,6 +59,13 @@ struct pcpu_bench_ctx {
 	 * shim then reports the run as an error instead of a time, and stops
 	 * calling run().  A static string. */
 	const char *error;
+	/* Set by teardown if it likes: reported as Google Benchmark user
+	 * counters of the run (in the JSON), e.g. a cache's ctor calls per
+	 * allocation.  Entries with a NULL name are ignored. */
+	struct {
+		const char *name;
+		double value;
+	} counters[4];
 };
 
 /** One benchmark body. */
@@ -79,8 +87,9 @@ struct pcpu_bench {
 	uint64_t (*batch)(unsigned long arg);
 };
 
-/** The table, terminated by an entry whose name is NULL. */
+/** The tables, each terminated by an entry whose name is NULL. */
 extern const struct pcpu_bench pcpu_benches[];
+extern const struct pcpu_bench pcpu_cache_benches[];
 
 /**
  * pcpu_bench_label - what the shim shows as the runs' label: the library's
@@ -97,6 +106,23 @@ int pcpu_bench_global_init(void);
 
 /** pcpu_bench_default_slots - the slot count the add bodies run with. */
 unsigned pcpu_bench_default_slots(void);
+
+/* Helpers of bench_counter.c for the other bodies. */
+
+/** Record @msg as the run's error (the first one wins); any thread. */
+void pcpu_bench_fail(struct pcpu_bench_ctx *ctx, const char *msg);
+
+/** pcpu_set_nr_slots(@n) unless set already; on failure fail() and -1. */
+int pcpu_bench_set_slots(struct pcpu_bench_ctx *ctx, unsigned n);
+
+/** The number of CPUs this process may run on. */
+int pcpu_bench_nr_cpus(void);
+
+/** Pin the calling thread to the @k-th CPU of the process; 0 or -1. */
+int pcpu_bench_pin(int k);
+
+/** Give the calling thread the process's start CPU mask again. */
+void pcpu_bench_unpin(void);
 
 #ifdef __cplusplus
 }

@@ -832,3 +832,28 @@ unsigned pcpu_bench_default_slots(void)
 {
 	return default_slots;
 }
+
+void pcpu_bench_fail(struct pcpu_bench_ctx *ctx, const char *msg)
+{
+	fail(ctx, msg);
+}
+
+int pcpu_bench_set_slots(struct pcpu_bench_ctx *ctx, unsigned n)
+{
+	return set_slots(ctx, n);
+}
+
+int pcpu_bench_nr_cpus(void)
+{
+	return nr_cpus;
+}
+
+int pcpu_bench_pin(int k)
+{
+	return k >= 0 && k < nr_cpus && !pin_self(cpu_list[k]) ? 0 : -1;
+}
+
+void pcpu_bench_unpin(void)
+{
+	pthread_setaffinity_np(pthread_self(), sizeof(start_cpus), &start_cpus);
+}

@@ -3,8 +3,8 @@
 # bench/report.awk - turn pcpu-bench's JSON (--benchmark_out_format=json)
 # into the plain-text tables bench/run prints.
 #
-#   awk -v dat=init-cost.dat -v mem=memory.dat [-v quick=1] \
-#       -f bench/report.awk results.json
+#   awk -v dat=init-cost.dat -v mem=memory.dat -v cdat=cache-cost.dat \
+#       [-v quick=1] -f bench/report.awk results.json
 #
 # Google Benchmark writes one key per line, so no JSON parser is needed
 # (and none is assumed: POSIX awk, mawk included).  Per benchmark it uses
@@ -16,7 +16,10 @@
 # If dat is set, the init-cost table is also written there for
 # bench/plot.gp: slots, EAGER ns, LAZY ns, DUAL ns, DUAL+share ns,
 # EAGER/LAZY, EAGER/DUAL ("?" where missing).  If mem is set, it is the
-# table bench/pcpu-mem wrote with --dat, read for the memory target.
+# table bench/pcpu-mem wrote with --dat, read for the memory target.  If
+# cdat is set, the object-lifecycle table is written there: slots, mm
+# EAGER ns, mm CACHED ns (1 thread), mm EAGER ns, mm CACHED ns (2 threads,
+# wall ns per lifecycle over both), tc EAGER ns, tc CACHED ns.
 #
 # Last come the issue's targets, each PASS or MISS (by how much), with a
 # warning where a benchmark it uses spread more than 10% between
@@ -72,6 +75,13 @@ function store(k, t, u) {
 			errkeys[++nerr] = k
 		}
 		return
+	}
+	# The cache bodies' user counters, per repetition: keep the worst.
+	if (rec["run_type"] != "aggregate" && ("ctor_per_alloc" in rec)) {
+		if (!(k in cpa) || rec["ctor_per_alloc"] + 0 > cpa[k])
+			cpa[k] = rec["ctor_per_alloc"] + 0
+		if (!(k in lockless) || rec["lockless_frac"] + 0 < lockless[k])
+			lockless[k] = rec["lockless_frac"] + 0
 	}
 	u = (rec["time_unit"] in unit) ? unit[rec["time_unit"]] : 1
 	t = rec["real_time"] * u
@@ -264,6 +274,8 @@ END {
 		    " two non-owner threads."
 	}
 
+	cache_tables()
+
 	# The memory table bench/pcpu-mem wrote (its own output is printed
 	# by bench/run): slots, EAGER, LAZY, DUAL+share MiB.
 	if (mem != "") {
@@ -303,6 +315,24 @@ END {
 	target("RSS of 20000 LAZY counters at 4096 slots <= 16 MiB", \
 	    (4096 in memlazy) && memlazy[4096] != "?" ? memlazy[4096] : "", \
 	    "<=", 16, " MiB", "", "")
+	rtarget("mm lifecycle, 192 slots, 1 thread: CACHED >= 10x EAGER", \
+	    "cache_mm/EAGER/192@1", "cache_mm/CACHED/192@1", ">=", 10)
+	# Throughput of 2 threads over 1: the inverse ratio of wall times
+	# per lifecycle.  With CPU times (summed over the threads), twice
+	# the inverse ratio: what it would be had both had their CPUs.
+	c1 = "cache_mm/CACHED/192@1"; c2 = "cache_mm/CACHED/192@2"
+	target("mm CACHED, 192 slots: 2-thread throughput >= 1.6x 1", \
+	    div(get(c1), get(c2)), ">=", 1.6, "x", c1 " " c2, \
+	    div(2 * getcpu(c1), getcpu(c2)))
+	rtarget("tc churn, 64 slots, 1 thread: CACHED >= 5x EAGER", \
+	    "cache_tc/EAGER/64@1", "cache_tc/CACHED/64@1", ">=", 5)
+	e1 = "cache_mm/EAGER/192@1"; e2 = "cache_mm/EAGER/192@2"
+	if (get(e1) != "" && get(e2) != "")
+		printf "  info  %-52s %9s\n        (EAGER does not scale: " \
+		    "pcpu_alloc/pcpu_free take one global lock; CPU-time " \
+		    "ratio %s)\n", "mm EAGER, 192 slots: 2-thread throughput / 1", \
+		    num(get(e1) / get(e2)) "x", \
+		    ratio(2 * getcpu(e1), getcpu(e2), 0)
 	printf "  %d of %d targets met.\n", npass, ntgt
 
 	if (nskip > 0) {
@@ -444,4 +474,116 @@ function row2(label, what, k, one,    t) {
 			printf "  %s vs one thread", ratio(one, t, 0)
 	}
 	printf "\n"
+}
+
+# The object-cache tables: the mm-like lifecycle by slot count, 1 and 2
+# threads, and the tc-like churn; cdat gets the plot's table.
+function cache_tables(    nc, ntc, i, s, e1, c1, e2, c2, te, tc, w, m, ml, k, \
+    have, all, n, v) {
+	nc = sortslots("^cache_mm/(EAGER|CACHED)/[0-9]+@1$", cslots)
+	ntc = sortslots("^cache_tc/(EAGER|CACHED)/[0-9]+@1$", tslots)
+	if (nc == 0 && ntc == 0)
+		return
+	if (nc > 0) {
+		print ""
+		print "Object lifecycle, mm-like (2 counters + 1 per-CPU area):" \
+		    " create, 16 owner updates,"
+		print "destroy (ns per lifecycle; 2 threads: wall ns per" \
+		    " lifecycle over both), by slot count"
+		printf "%6s %9s %9s %8s | %9s %9s | %15s\n", "", \
+		    "1 thread", "", "", "2 threads", "", "2T/1T thruput"
+		printf "%6s %9s %9s %8s | %9s %9s | %7s %7s\n", "slots", \
+		    "EAGER", "CACHED", "ratio", "EAGER", "CACHED", "EAGER", \
+		    "CACHED"
+		for (i = 1; i <= nc; i++) {
+			s = cslots[i]
+			e1 = "cache_mm/EAGER/" s "@1"
+			c1 = "cache_mm/CACHED/" s "@1"
+			e2 = "cache_mm/EAGER/" s "@2"
+			c2 = "cache_mm/CACHED/" s "@2"
+			printf "%6d %9s %9s %8s | %9s %9s | %7s %7s\n", s, \
+			    cell(e1, 9), cell(c1, 9), \
+			    ratio(get(e1), get(c1), 8), cell(e2, 9), \
+			    cell(c2, 9), ratio(get(e1), get(e2), 7), \
+			    ratio(get(c1), get(c2), 7)
+		}
+		print "EAGER: malloc + pcpu_counter_init_many(2, EAGER) +" \
+		    " pcpu_alloc, destroy_many + pcpu_free + free."
+		print "CACHED: pcpu_cache_alloc, 2 x pcpu_counter_reset (new" \
+		    " owner), ..., 2 x reset, cid slot"
+		print "cleared, pcpu_cache_free.  Both write this CPU's cid" \
+		    " slot once.  ratio: EAGER / CACHED."
+		print "2T/1T: throughput of 2 pinned threads over 1 (2x is" \
+		    " perfect scaling)."
+		for (i = 1; i <= nc; i++) {
+			s = cslots[i]
+			w = ""
+			for (k = 1; k <= 2; k++) {
+				m = "cache_mm/" (k == 1 ? "EAGER" : "CACHED") \
+				    "/" s "@2"
+				if (par(m) != "" && par(m) < 1.8)
+					w = w sprintf(" %s %.2f", m, par(m) / 2)
+			}
+			if (w != "")
+				printf "Warning: CPU time / wall time per thread" \
+				    " below 0.9 (preempted):%s\n", w
+		}
+	}
+	if (ntc > 0) {
+		print ""
+		print "Insert/remove churn, tc-like (3 per-CPU areas), ring of" \
+		    " 16 live objects, 1 thread"
+		print "(ns per remove + insert), by slot count"
+		printf "%6s %9s %9s %8s\n", "slots", "EAGER", "CACHED", "ratio"
+		for (i = 1; i <= ntc; i++) {
+			s = tslots[i]
+			te = "cache_tc/EAGER/" s "@1"
+			tc = "cache_tc/CACHED/" s "@1"
+			printf "%6d %9s %9s %8s\n", s, cell(te, 9), cell(tc, 9), \
+			    ratio(get(te), get(tc), 8)
+		}
+		print "EAGER: malloc + 3 x pcpu_alloc, 3 x pcpu_free + free." \
+		    "  CACHED: pcpu_cache_alloc,"
+		print "the touched stats slot cleared, pcpu_cache_free.  Both" \
+		    " update this CPU's stats once."
+	}
+	m = ""; ml = ""
+	for (k in cpa)
+		if (m == "" || cpa[k] > m)
+			m = cpa[k]
+	for (k in lockless)
+		if (ml == "" || lockless[k] < ml)
+			ml = lockless[k]
+	if (m != "")
+		printf "CACHED: constructor calls per allocation at most %.2g" \
+		    " (every object of a slab, once);\nallocations that took" \
+		    " a lock (array refills): at most %.3g per million.\n", \
+		    m, (1 - ml) * 1e6
+	if (cdat != "") {
+		# Every slot count either table has.
+		for (i = 1; i <= nc; i++)
+			have[cslots[i]] = 1
+		for (i = 1; i <= ntc; i++)
+			have[tslots[i]] = 1
+		n = 0
+		for (s in have)
+			all[++n] = s + 0
+		for (i = 2; i <= n; i++) {
+			v = all[i]
+			for (k = i - 1; k >= 1 && all[k] > v; k--)
+				all[k + 1] = all[k]
+			all[k + 1] = v
+		}
+		for (i = 1; i <= n; i++) {
+			s = all[i]
+			printf "%d %s %s %s %s %s %s\n", s, \
+			    q(get("cache_mm/EAGER/" s "@1")), \
+			    q(get("cache_mm/CACHED/" s "@1")), \
+			    q(get("cache_mm/EAGER/" s "@2")), \
+			    q(get("cache_mm/CACHED/" s "@2")), \
+			    q(get("cache_tc/EAGER/" s "@1")), \
+			    q(get("cache_tc/CACHED/" s "@1")) > cdat
+		}
+		close(cdat)
+	}
 }

@@ -2,7 +2,7 @@
 //
 // bench/shim.cc - runs the C bodies of bench.h under Google Benchmark.
 //
-// The only C++ file of the benchmark.  Every table entry is registered once,
+// The only C++ file of the benchmark.  Every entry of both tables is registered once,
 // with its arguments and thread counts (Google Benchmark makes one instance
 // per combination), and driven in batches: the body's C loop runs `batch`
 // operations per call, so neither the indirect call nor KeepRunningBatch()
@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,9 @@ void drive(benchmark::State &st, const pcpu_bench *b, pcpu_bench_ctx *ctx)
 			b->teardown(ctx);
 		if (const char *err = ctx_error(ctx))
 			st.SkipWithError(err);
+		for (const auto &c : ctx->counters)
+			if (c.name)
+				st.counters[c.name] = c.value;
 	}
 	st.SetItemsProcessed(st.iterations());
 	st.SetLabel(pcpu_bench_label());
@@ -78,14 +82,15 @@ void drive(benchmark::State &st, const pcpu_bench *b, pcpu_bench_ctx *ctx)
 void register_all()
 {
 	static std::vector<pcpu_bench_ctx> ctxs;
-	size_t n = 0;
+	std::vector<const pcpu_bench *> all;
 
-	while (pcpu_benches[n].name)
-		n++;
-	ctxs.resize(n);	// never resized again: the lambdas keep pointers
+	for (const pcpu_bench *t : { pcpu_benches, pcpu_cache_benches })
+		for (; t->name; t++)
+			all.push_back(t);
+	ctxs.resize(all.size()); // never resized again: the lambdas keep pointers
 
-	for (size_t i = 0; i < n; i++) {
-		const pcpu_bench *b = &pcpu_benches[i];
+	for (size_t i = 0; i < all.size(); i++) {
+		const pcpu_bench *b = all[i];
 		pcpu_bench_ctx *ctx = &ctxs[i];
 		auto *reg = benchmark::RegisterBenchmark(b->name,
 			[b, ctx](benchmark::State &st) { drive(st, b, ctx); });

@@ -115,12 +115,29 @@ struct pcpu_cache {
 	struct pcpu_slab *lists[SLAB_LISTS];
 	size_t nr_slabs;
 	uint64_t ctor_calls, dtor_calls;
-	int dying;			/* written under lock and drain_lock */
+	int dying;			/* set once, under lock and drain_lock;
+					   atomic store, read under lock or
+					   relaxed (a hint) */
 	pthread_mutex_t drain_lock;
 	struct pcpu_counter in_use, allocs, lockless;
 	uint64_t rcu_pending;		/* atomic */
 	struct pcpu_cache_cpu *cpus;
 };
+
+#if PCPU__TSAN
+/*
+ * liburcu is not built with ThreadSanitizer, so TSan cannot see that
+ * call_rcu() orders our writes to a batch before its callback reads it.
+ * Say so explicitly.
+ */
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+# define handoff_release(p)	__tsan_release(p)
+# define handoff_acquire(p)	__tsan_acquire(p)
+#else
+# define handoff_release(p)	((void)(p))
+# define handoff_acquire(p)	((void)(p))
+#endif
 
 /* The cache whose constructor this thread is running (EDEADLK). */
 static __thread struct pcpu_cache *pcpu_in_ctor
@@ -450,6 +467,36 @@ static void slabs_put(struct pcpu_cache *cache, size_t n, void **objs)
 	}
 }
 
+/* Unlink every empty slab; the caller destroys them with no lock held. */
+static struct pcpu_slab *detach_empty(struct pcpu_cache *cache)
+{
+	struct pcpu_slab *dead, *slab;
+
+	pthread_mutex_lock(&cache->lock);
+	dead = cache->lists[SLAB_EMPTY];
+	cache->lists[SLAB_EMPTY] = NULL;
+	for (slab = dead; slab; slab = slab->next)
+		cache->nr_slabs--;
+	pthread_mutex_unlock(&cache->lock);
+	return dead;
+}
+
+/* Destroy detached slabs (destructors run, no lock held); how many
+ * objects were destroyed. */
+static size_t destroy_slabs(struct pcpu_cache *cache, struct pcpu_slab *dead)
+{
+	struct pcpu_slab *slab;
+	size_t n = 0;
+
+	while (dead) {
+		slab = dead;
+		dead = slab->next;
+		slab_destroy(cache, slab, cache->nr_objs);
+		n += cache->nr_objs;
+	}
+	return n;
+}
+
 /*
  * Take @n objects from the slabs, making slabs as needed (constructors run
  * unlocked).  All or nothing: on failure the objects taken go back and
@@ -478,6 +525,21 @@ static int slabs_take(struct pcpu_cache *cache, size_t n, void **objs)
 		pthread_mutex_lock(&cache->lock);
 		cache->nr_slabs++;
 		list_add(cache, slab);
+	}
+	/*
+	 * While we made a slab unlocked, frees may have given us the objects
+	 * we needed elsewhere, leaving the new slab unused.  A dying cache
+	 * keeps no empty slab (invariant 3): release it now.
+	 */
+	if (cache->dying && cache->lists[SLAB_EMPTY]) {
+		struct pcpu_slab *dead = cache->lists[SLAB_EMPTY];
+
+		cache->lists[SLAB_EMPTY] = NULL;
+		for (slab = dead; slab; slab = slab->next)
+			cache->nr_slabs--;
+		pthread_mutex_unlock(&cache->lock);
+		destroy_slabs(cache, dead);
+		return 0;
 	}
 	pthread_mutex_unlock(&cache->lock);
 	return 0;
@@ -804,8 +866,12 @@ PCPU_API void pcpu_cache_free_bulk(struct pcpu_cache *cache, size_t n,
 static void rcu_batch_free(struct rcu_head *head)
 {
 	struct pcpu_rcu_batch *b = (struct pcpu_rcu_batch *)head;
-	struct pcpu_cache *cache = b->cache;
-	unsigned n = b->n;
+	struct pcpu_cache *cache;
+	unsigned n;
+
+	handoff_acquire(b);
+	cache = b->cache;
+	n = b->n;
 
 	/* Still counted in in_use (invariant 4): freeing them counts them
 	 * out. */
@@ -863,8 +929,10 @@ PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
 		pc->rcu = NULL;
 	}
 	pthread_mutex_unlock(&pc->rcu_lock);
-	if (full)
+	if (full) {
+		handoff_release(full);
 		urcu_bp_call_rcu(&full->head, rcu_batch_free);
+	}
 }
 
 /* Send every partial RCU batch on its way. */
@@ -880,8 +948,10 @@ static void rcu_send_partial(struct pcpu_cache *cache)
 		b = cache->cpus[i].rcu;
 		cache->cpus[i].rcu = NULL;
 		pthread_mutex_unlock(&cache->cpus[i].rcu_lock);
-		if (b)
+		if (b) {
+			handoff_release(b);
 			urcu_bp_call_rcu(&b->head, rcu_batch_free);
+		}
 	}
 }
 
@@ -956,36 +1026,6 @@ static void start_arrays(struct pcpu_cache *cache)
 		__atomic_store_n(&cache->cpus[i].stop, 0, __ATOMIC_RELEASE);
 }
 
-/* Unlink every empty slab; the caller destroys them with no lock held. */
-static struct pcpu_slab *detach_empty(struct pcpu_cache *cache)
-{
-	struct pcpu_slab *dead, *slab;
-
-	pthread_mutex_lock(&cache->lock);
-	dead = cache->lists[SLAB_EMPTY];
-	cache->lists[SLAB_EMPTY] = NULL;
-	for (slab = dead; slab; slab = slab->next)
-		cache->nr_slabs--;
-	pthread_mutex_unlock(&cache->lock);
-	return dead;
-}
-
-/* Destroy detached slabs (destructors run, no lock held); how many
- * objects were destroyed. */
-static size_t destroy_slabs(struct pcpu_cache *cache, struct pcpu_slab *dead)
-{
-	struct pcpu_slab *slab;
-	size_t n = 0;
-
-	while (dead) {
-		slab = dead;
-		dead = slab->next;
-		slab_destroy(cache, slab, cache->nr_objs);
-		n += cache->nr_objs;
-	}
-	return n;
-}
-
 PCPU_API size_t pcpu_cache_shrink(struct pcpu_cache *cache)
 {
 	struct pcpu_slab *dead;
@@ -1011,8 +1051,9 @@ PCPU_API int pcpu_cache_deactivate(struct pcpu_cache *cache)
 	rcu_send_partial(cache);
 	pthread_mutex_lock(&cache->drain_lock);
 	pthread_mutex_lock(&cache->lock);
-	/* From now on slab_put() releases empty slabs (invariant 3). */
-	cache->dying = 1;
+	/* From now on slab_put() releases empty slabs (invariant 3).
+	 * Atomic: alloc_slow() peeks at it without the lock. */
+	__atomic_store_n(&cache->dying, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&cache->lock);
 	drain_arrays(cache);		/* and they stay stopped */
 	dead = detach_empty(cache);
