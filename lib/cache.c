@@ -143,6 +143,7 @@ void __tsan_release(void *addr);
 static __thread struct pcpu_cache *pcpu_in_ctor
 	__attribute__((tls_model("initial-exec")));
 
+#ifdef PCPU__HAVE_RSEQ_ASM
 /* membarrier RSEQ registration: 1 done, -1 unavailable. */
 static int pcpu_membarrier_state;
 static pthread_once_t pcpu_membarrier_once = PTHREAD_ONCE_INIT;
@@ -154,6 +155,7 @@ static void membarrier_register(void)
 			MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0
 		? 1 : -1;
 }
+#endif
 
 /* --- rseq sequences on the current CPU's array -------------------------- */
 
@@ -978,10 +980,12 @@ static void stop_arrays(struct pcpu_cache *cache)
 		struct pcpu_cache_cpu *pc = &cache->cpus[i];
 
 		/* Relaxed: membarrier below orders it against every CPU's
-		 * sequences; in lock mode the lock word orders it. */
+		 * sequences; in lock mode our release of the lock word below
+		 * orders it before every later holder's check. */
 		__atomic_store_n(&pc->stop, 1, __ATOMIC_RELAXED);
 		if (!cache->rseq) {
-			/* Lock mode: wait out the holder. */
+			/* Lock mode: wait out the holder that may have seen
+			 * stop == 0. */
 			while (__atomic_exchange_n(&pc->lock, 1,
 						   __ATOMIC_ACQUIRE))
 				sched_yield();
@@ -997,8 +1001,6 @@ static void stop_arrays(struct pcpu_cache *cache)
 		 */
 		syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
 			0, 0);
-	else
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 /* Move every array's objects to the slabs; arrays stay stopped. */
