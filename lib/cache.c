@@ -119,7 +119,11 @@ struct pcpu_cache {
 					   atomic store, read under lock or
 					   relaxed (a hint) */
 	pthread_mutex_t drain_lock;
-	struct pcpu_counter in_use, allocs, lockless;
+	/* Per-CPU counters, so that counting costs the fast path no shared
+	 * cache line: objects out, and allocations served by the arrays. */
+	struct pcpu_counter in_use, array_allocs;
+	uint64_t slab_allocs;		/* allocations from the slabs: atomic,
+					   on the slow path only */
 	uint64_t rcu_pending;		/* atomic */
 	struct pcpu_cache_cpu *cpus;
 };
@@ -655,10 +659,8 @@ PCPU_API struct pcpu_cache *pcpu_cache_create(const char *name, size_t size,
 		pthread_mutex_init(&cache->cpus[i].rcu_lock, NULL);
 	if (pcpu_counter_init(&cache->in_use, 0, PCPU_COUNTER_LAZY))
 		goto nomem_cpus;
-	if (pcpu_counter_init(&cache->allocs, 0, PCPU_COUNTER_LAZY))
+	if (pcpu_counter_init(&cache->array_allocs, 0, PCPU_COUNTER_LAZY))
 		goto nomem_in_use;
-	if (pcpu_counter_init(&cache->lockless, 0, PCPU_COUNTER_LAZY))
-		goto nomem_allocs;
 
 	snprintf(cache->name, sizeof(cache->name), "%s", name ? name : "");
 	cache->size = size;
@@ -680,8 +682,6 @@ PCPU_API struct pcpu_cache *pcpu_cache_create(const char *name, size_t size,
 #endif
 	return cache;
 
-nomem_allocs:
-	pcpu_counter_destroy(&cache->allocs);
 nomem_in_use:
 	pcpu_counter_destroy(&cache->in_use);
 nomem_cpus:
@@ -713,12 +713,14 @@ static void *alloc_slow(struct pcpu_cache *cache)
 	return batch[0];
 }
 
-static void note_alloc(struct pcpu_cache *cache, void *obj, int lockless)
+static void note_alloc(struct pcpu_cache *cache, void *obj, int from_array)
 {
 	pcpu_counter_inc(&cache->in_use);
-	pcpu_counter_inc(&cache->allocs);
-	if (lockless)
-		pcpu_counter_inc(&cache->lockless);
+	if (from_array)
+		pcpu_counter_inc(&cache->array_allocs);
+	else
+		/* Relaxed: a statistic; the slab path took a lock anyway. */
+		__atomic_fetch_add(&cache->slab_allocs, 1, __ATOMIC_RELAXED);
 	if (cache->flags & PCPU_CACHE_DEBUG)
 		debug_alloced(cache, obj);
 }
@@ -738,7 +740,7 @@ PCPU_API void *pcpu_cache_alloc(struct pcpu_cache *cache, unsigned flags)
 		return NULL;
 	}
 	if (pcpu__likely(array_pop(cache, &obj) == 0)) {
-		note_alloc(cache, obj, cache->rseq);
+		note_alloc(cache, obj, 1);
 		return obj;
 	}
 	if (flags & PCPU_NOWAIT) {
@@ -788,7 +790,7 @@ PCPU_API void pcpu_cache_free(struct pcpu_cache *cache, void *obj)
 PCPU_API size_t pcpu_cache_alloc_bulk(struct pcpu_cache *cache,
 				      unsigned flags, size_t n, void **objs)
 {
-	size_t got = 0, lockless, i;
+	size_t got = 0, from_array, i;
 
 	if (!cache || !objs || (flags & ~PCPU_NOWAIT)) {
 		errno = EINVAL;
@@ -802,7 +804,7 @@ PCPU_API size_t pcpu_cache_alloc_bulk(struct pcpu_cache *cache,
 	}
 	while (got < n && array_pop(cache, &objs[got]) == 0)
 		got++;
-	lockless = cache->rseq ? got : 0;
+	from_array = got;
 	if (got < n) {
 		int err = 0;
 
@@ -822,7 +824,7 @@ PCPU_API size_t pcpu_cache_alloc_bulk(struct pcpu_cache *cache,
 		}
 	}
 	for (i = 0; i < n; i++)
-		note_alloc(cache, objs[i], i < lockless);
+		note_alloc(cache, objs[i], i < from_array);
 	return n;
 }
 
@@ -1103,8 +1105,7 @@ PCPU_API int pcpu_cache_destroy(struct pcpu_cache *cache)
 	pthread_mutex_unlock(&cache->drain_lock);
 	destroy_slabs(cache, dead);
 	pcpu_counter_destroy(&cache->in_use);
-	pcpu_counter_destroy(&cache->allocs);
-	pcpu_counter_destroy(&cache->lockless);
+	pcpu_counter_destroy(&cache->array_allocs);
 	for (i = 0; i < cache->nr_cpus; i++)
 		pthread_mutex_destroy(&cache->cpus[i].rcu_lock);
 	pthread_mutex_destroy(&cache->lock);
@@ -1118,6 +1119,7 @@ PCPU_API int pcpu_cache_stats(const struct pcpu_cache *cache,
 			      struct pcpu_cache_stats *st)
 {
 	struct pcpu_cache *c = (struct pcpu_cache *)cache;
+	uint64_t fast;
 	int64_t in_use;
 
 	if (!cache || !st)
@@ -1133,8 +1135,10 @@ PCPU_API int pcpu_cache_stats(const struct pcpu_cache *cache,
 		     st->slabs * st->objs_per_slab - st->in_use : 0;
 	st->ctor_calls = __atomic_load_n(&c->ctor_calls, __ATOMIC_RELAXED);
 	st->dtor_calls = __atomic_load_n(&c->dtor_calls, __ATOMIC_RELAXED);
-	st->allocs = (uint64_t)pcpu_counter_sum(&cache->allocs);
-	st->lockless_allocs = (uint64_t)pcpu_counter_sum(&cache->lockless);
+	fast = (uint64_t)pcpu_counter_sum(&cache->array_allocs);
+	st->allocs = fast + __atomic_load_n(&c->slab_allocs, __ATOMIC_RELAXED);
+	/* Array hits take no lock only with rseq; lock words are locks. */
+	st->lockless_allocs = cache->rseq ? fast : 0;
 	st->rcu_pending = __atomic_load_n(&c->rcu_pending, __ATOMIC_RELAXED);
 	return 0;
 }
