@@ -36,8 +36,9 @@
  *     matching its nr_free, under cache->lock.
  *  2. A per-CPU array is written only by an rseq sequence on its own CPU
  *     while its stop word is 0, or (stop set and made visible by
- *     membarrier) by the drainer holding drain_lock; in lock mode only by
- *     the holder of its lock word.
+ *     membarrier) by the drainer holding drain_lock; in lock mode by the
+ *     holder of its lock word while stop is 0, or by the drainer once it
+ *     has set stop and cycled the lock word.
  *  3. A dying cache's arrays stay stopped: every free goes to its slab,
  *     and a slab that becomes empty is released at once.
  *  4. in_use counts objects handed out and not yet back (RCU-pending ones
@@ -116,8 +117,8 @@ struct pcpu_cache {
 	size_t nr_slabs;
 	uint64_t ctor_calls, dtor_calls;
 	int dying;			/* set once, under lock and drain_lock;
-					   atomic store, read under lock or
-					   relaxed (a hint) */
+					   atomic store; read under either
+					   lock, or relaxed (a hint) */
 	pthread_mutex_t drain_lock;
 	/* Per-CPU counters, so that counting costs the fast path no shared
 	 * cache line: objects out, and allocations served by the arrays. */
@@ -158,6 +159,31 @@ static void membarrier_register(void)
 		syscall(__NR_membarrier,
 			MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0
 		? 1 : -1;
+}
+#endif
+
+#ifdef PCPU__HAVE_RSEQ_ASM
+/*
+ * The user-space IPI: every CPU running one of our threads is interrupted
+ * and any rseq sequence there aborted, so none that read a stop word as 0
+ * before our store can still commit; and each CPU runs a full barrier, so
+ * later sequences see the store.  Without it draining is unsafe: a fork
+ * child (the registration is per address space) registers again; if the
+ * kernel still refuses, the process aborts rather than lose objects.
+ */
+static void rseq_fence(void)
+{
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+		    0, 0) == 0)
+		return;
+	if (syscall(__NR_membarrier,
+		    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0 &&
+	    syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+		    0, 0) == 0)
+		return;
+	fprintf(stderr, "libpcpu: membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_"
+		"RSEQ) failed: cannot drain per-CPU arrays safely\n");
+	abort();
 }
 #endif
 
@@ -450,41 +476,47 @@ static struct pcpu_slab *slab_put(struct pcpu_cache *cache, void *obj)
 	return NULL;
 }
 
-/* Give @n objects back to their slabs; destroy the slabs a dying cache
- * no longer needs. */
-static void slabs_put(struct pcpu_cache *cache, size_t n, void **objs)
+/*
+ * Give @n objects back to their slabs.  The slabs a dying cache no longer
+ * needs are unlinked onto *@dead, for the caller to destroy once it holds
+ * no lock (destroy_slabs()).
+ */
+static void slabs_put_collect(struct pcpu_cache *cache, size_t n,
+			      void **objs, struct pcpu_slab **dead)
 {
-	struct pcpu_slab *dead = NULL, *slab;
+	struct pcpu_slab *slab;
 	size_t i;
 
 	pthread_mutex_lock(&cache->lock);
 	for (i = 0; i < n; i++) {
 		slab = slab_put(cache, objs[i]);
 		if (slab) {
-			slab->next = dead;
-			dead = slab;
+			slab->next = *dead;
+			*dead = slab;
 		}
 	}
 	pthread_mutex_unlock(&cache->lock);
-	while (dead) {
-		slab = dead;
-		dead = slab->next;
-		slab_destroy(cache, slab, cache->nr_objs);
+}
+
+/* Unlink every empty slab onto *@dead.  Under cache->lock. */
+static void detach_empty_locked(struct pcpu_cache *cache,
+				struct pcpu_slab **dead)
+{
+	struct pcpu_slab *slab;
+
+	while ((slab = cache->lists[SLAB_EMPTY])) {
+		cache->lists[SLAB_EMPTY] = slab->next;
+		cache->nr_slabs--;
+		slab->next = *dead;
+		*dead = slab;
 	}
 }
 
-/* Unlink every empty slab; the caller destroys them with no lock held. */
-static struct pcpu_slab *detach_empty(struct pcpu_cache *cache)
+static void detach_empty(struct pcpu_cache *cache, struct pcpu_slab **dead)
 {
-	struct pcpu_slab *dead, *slab;
-
 	pthread_mutex_lock(&cache->lock);
-	dead = cache->lists[SLAB_EMPTY];
-	cache->lists[SLAB_EMPTY] = NULL;
-	for (slab = dead; slab; slab = slab->next)
-		cache->nr_slabs--;
+	detach_empty_locked(cache, dead);
 	pthread_mutex_unlock(&cache->lock);
-	return dead;
 }
 
 /* Destroy detached slabs (destructors run, no lock held); how many
@@ -503,6 +535,15 @@ static size_t destroy_slabs(struct pcpu_cache *cache, struct pcpu_slab *dead)
 	return n;
 }
 
+/* slabs_put_collect() for callers that hold no lock. */
+static void slabs_put(struct pcpu_cache *cache, size_t n, void **objs)
+{
+	struct pcpu_slab *dead = NULL;
+
+	slabs_put_collect(cache, n, objs, &dead);
+	destroy_slabs(cache, dead);
+}
+
 /*
  * Take @n objects from the slabs, making slabs as needed (constructors run
  * unlocked).  All or nothing: on failure the objects taken go back and
@@ -510,7 +551,7 @@ static size_t destroy_slabs(struct pcpu_cache *cache, struct pcpu_slab *dead)
  */
 static int slabs_take(struct pcpu_cache *cache, size_t n, void **objs)
 {
-	struct pcpu_slab *slab;
+	struct pcpu_slab *slab, *dead = NULL;
 	size_t got = 0;
 
 	pthread_mutex_lock(&cache->lock);
@@ -537,17 +578,10 @@ static int slabs_take(struct pcpu_cache *cache, size_t n, void **objs)
 	 * we needed elsewhere, leaving the new slab unused.  A dying cache
 	 * keeps no empty slab (invariant 3): release it now.
 	 */
-	if (cache->dying && cache->lists[SLAB_EMPTY]) {
-		struct pcpu_slab *dead = cache->lists[SLAB_EMPTY];
-
-		cache->lists[SLAB_EMPTY] = NULL;
-		for (slab = dead; slab; slab = slab->next)
-			cache->nr_slabs--;
-		pthread_mutex_unlock(&cache->lock);
-		destroy_slabs(cache, dead);
-		return 0;
-	}
+	if (cache->dying)
+		detach_empty_locked(cache, &dead);
 	pthread_mutex_unlock(&cache->lock);
+	destroy_slabs(cache, dead);
 	return 0;
 }
 
@@ -675,7 +709,7 @@ PCPU_API struct pcpu_cache *pcpu_cache_create(const char *name, size_t size,
 	pthread_mutex_init(&cache->drain_lock, NULL);
 #ifdef PCPU__HAVE_RSEQ_ASM
 	/* rseq arrays need rseq for every CPU and membarrier to drain. */
-	if (pcpu__rseq_kind() != PCPU__METHOD_ATOMIC) {
+	if (pcpu__rseq_kind() != PCPU__METHOD_ATOMIC && !pcpu__cpus_capped()) {
 		pthread_once(&pcpu_membarrier_once, membarrier_register);
 		cache->rseq = pcpu_membarrier_state == 1;
 	}
@@ -881,8 +915,9 @@ static void rcu_batch_free(struct rcu_head *head)
 	 * out. */
 	free_many(cache, n, b->objs, NULL, OBJ_RCU);
 	free(b);
-	/* Last: destroy's rcu_barrier() has returned once this is done. */
-	__atomic_fetch_sub(&cache->rcu_pending, n, __ATOMIC_RELAXED);
+	/* Last, release: a destroy that loads 0 with acquire (rcu_flush())
+	 * sees everything this callback did to the cache. */
+	__atomic_fetch_sub(&cache->rcu_pending, n, __ATOMIC_RELEASE);
 }
 
 /* Has the batch waited long enough to go out partly filled? */
@@ -962,7 +997,8 @@ static void rcu_send_partial(struct pcpu_cache *cache)
 /* ... and wait until all of them are freed. */
 static void rcu_flush(struct pcpu_cache *cache)
 {
-	if (!__atomic_load_n(&cache->rcu_pending, __ATOMIC_RELAXED))
+	/* Acquire: pairs with rcu_batch_free()'s release (see there). */
+	if (!__atomic_load_n(&cache->rcu_pending, __ATOMIC_ACQUIRE))
 		return;
 	rcu_send_partial(cache);
 	urcu_bp_barrier();
@@ -994,19 +1030,15 @@ static void stop_arrays(struct pcpu_cache *cache)
 			cpu_unlock(pc);
 		}
 	}
+#ifdef PCPU__HAVE_RSEQ_ASM
 	if (cache->rseq)
-		/*
-		 * The user-space IPI: every CPU running one of our threads is
-		 * interrupted and any rseq sequence there aborted, so none
-		 * that read stop == 0 can still commit; and each CPU runs a
-		 * full barrier, so later sequences see stop == 1.
-		 */
-		syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
-			0, 0);
+		rseq_fence();
+#endif
 }
 
-/* Move every array's objects to the slabs; arrays stay stopped. */
-static void drain_arrays(struct pcpu_cache *cache)
+/* Move every array's objects to the slabs; arrays stay stopped.  Slabs
+ * a dying cache releases go onto *@dead (destroyed by the caller). */
+static void drain_arrays(struct pcpu_cache *cache, struct pcpu_slab **dead)
 {
 	unsigned i;
 
@@ -1016,7 +1048,7 @@ static void drain_arrays(struct pcpu_cache *cache)
 
 		/* Plain accesses: nobody writes a stopped array (inv. 2). */
 		if (pc->count)
-			slabs_put(cache, pc->count, pc->objs);
+			slabs_put_collect(cache, pc->count, pc->objs, dead);
 		pc->count = 0;
 	}
 }
@@ -1032,23 +1064,23 @@ static void start_arrays(struct pcpu_cache *cache)
 
 PCPU_API size_t pcpu_cache_shrink(struct pcpu_cache *cache)
 {
-	struct pcpu_slab *dead;
+	struct pcpu_slab *dead = NULL;
 
 	if (!cache)
 		return 0;
 	rcu_send_partial(cache);
 	pthread_mutex_lock(&cache->drain_lock);
-	drain_arrays(cache);
+	drain_arrays(cache, &dead);
 	if (!cache->dying)
 		start_arrays(cache);
-	dead = detach_empty(cache);
+	detach_empty(cache, &dead);
 	pthread_mutex_unlock(&cache->drain_lock);
 	return destroy_slabs(cache, dead);
 }
 
 PCPU_API int pcpu_cache_deactivate(struct pcpu_cache *cache)
 {
-	struct pcpu_slab *dead;
+	struct pcpu_slab *dead = NULL;
 
 	if (!cache)
 		return -EINVAL;
@@ -1059,8 +1091,8 @@ PCPU_API int pcpu_cache_deactivate(struct pcpu_cache *cache)
 	 * Atomic: alloc_slow() peeks at it without the lock. */
 	__atomic_store_n(&cache->dying, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&cache->lock);
-	drain_arrays(cache);		/* and they stay stopped */
-	dead = detach_empty(cache);
+	drain_arrays(cache, &dead);	/* and they stay stopped */
+	detach_empty(cache, &dead);
 	pthread_mutex_unlock(&cache->drain_lock);
 	destroy_slabs(cache, dead);
 	return 0;
@@ -1087,7 +1119,7 @@ static void report_leaks(struct pcpu_cache *cache, const void *caller)
 
 PCPU_API int pcpu_cache_destroy(struct pcpu_cache *cache)
 {
-	struct pcpu_slab *dead;
+	struct pcpu_slab *dead = NULL;
 	unsigned i;
 
 	if (!cache)
@@ -1100,8 +1132,8 @@ PCPU_API int pcpu_cache_destroy(struct pcpu_cache *cache)
 		pthread_mutex_unlock(&cache->drain_lock);
 		return -EBUSY;
 	}
-	drain_arrays(cache);
-	dead = detach_empty(cache);
+	drain_arrays(cache, &dead);
+	detach_empty(cache, &dead);
 	pthread_mutex_unlock(&cache->drain_lock);
 	destroy_slabs(cache, dead);
 	pcpu_counter_destroy(&cache->in_use);

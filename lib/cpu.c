@@ -93,8 +93,8 @@ static pthread_key_t pcpu_rseq_key;
 
 PCPU_API struct pcpu__rt pcpu__rt;
 
-static unsigned pcpu_default_slots;
-static unsigned pcpu_possible;
+static unsigned pcpu_possible;		/* capped at PCPU_MAX_SLOTS */
+static unsigned pcpu_possible_all;	/* not capped */
 static unsigned pcpu_rseq_kind = PCPU__METHOD_ATOMIC; /* what rseq we have */
 static pthread_once_t pcpu_once = PTHREAD_ONCE_INIT;
 
@@ -173,11 +173,15 @@ static void rseq_thread_exit(void *arg)
 
 int pcpu__rseq_ready(void)
 {
+	int saved_errno;
+
 	if (pcpu_rseq_kind != PCPU__METHOD_RSEQ_OWN)
 		/* glibc's: registered for every thread, or for none. */
 		return (int32_t)*(volatile uint32_t *)(pcpu__tp() +
 				pcpu__rt.rseq_off + 4) >= 0 ? 0 : -1;
 	if (pcpu_rseq_state == 0) {
+		/* Called from pcpu_counter_add(), which leaves errno alone. */
+		saved_errno = errno;
 		if (rseq_register() == 0) {
 			pcpu_rseq_state = 1;
 			/* Ask for rseq_thread_exit(); if that fails, undo:
@@ -196,15 +200,17 @@ int pcpu__rseq_ready(void)
 			 */
 			pcpu_rseq_state = -1;
 		}
+		errno = saved_errno;
 	}
 	return pcpu_rseq_state == 1 ? 0 : -1;
 }
 
 void pcpu__set_method(unsigned nr_slots)
 {
-	/* rseq writes slot == CPU: every possible CPU needs its own. */
-	unsigned m = nr_slots < pcpu_possible ? PCPU__METHOD_ATOMIC
-					      : pcpu_rseq_kind;
+	/* rseq writes slot == CPU: every possible CPU needs its own (a
+	 * machine with more CPUs than PCPU_MAX_SLOTS never gets rseq). */
+	unsigned m = nr_slots < pcpu_possible_all ? PCPU__METHOD_ATOMIC
+						  : pcpu_rseq_kind;
 
 	/* Relaxed: see invariant 3; readers hold no area while it changes. */
 	__atomic_store_n(&pcpu__rt.method, m, __ATOMIC_RELAXED);
@@ -247,7 +253,7 @@ static void pcpu_setup(void)
 	const char *env = getenv("PCPU_NR_SLOTS");
 	unsigned n;
 
-	pcpu_possible = possible_cpus();
+	pcpu_possible_all = pcpu_possible = possible_cpus();
 	if (pcpu_possible > PCPU_MAX_SLOTS)
 		pcpu_possible = PCPU_MAX_SLOTS;
 	n = pcpu_possible;
@@ -259,7 +265,6 @@ static void pcpu_setup(void)
 		if (*end == '\0' && v >= 1 && v <= PCPU_MAX_SLOTS)
 			n = (unsigned)v;
 	}
-	pcpu_default_slots = n;
 	pcpu_rseq_kind = detect_rseq();
 	/* Relaxed: published to other threads by pthread_once() or by the
 	 * constructor running before any thread of the process can call us. */
@@ -277,16 +282,16 @@ __attribute__((constructor)) static void pcpu_ctor(void)
 	pcpu__init();
 }
 
-unsigned pcpu__default_nr_slots(void)
-{
-	pcpu__init();
-	return pcpu_default_slots;
-}
-
 unsigned pcpu__possible_cpus(void)
 {
 	pcpu__init();
 	return pcpu_possible;
+}
+
+int pcpu__cpus_capped(void)
+{
+	pcpu__init();
+	return pcpu_possible_all > pcpu_possible;
 }
 
 unsigned pcpu__rseq_kind(void)

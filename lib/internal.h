@@ -12,9 +12,6 @@
 /* cpu.c: make sure the run-time state is set up (idempotent, MT-safe). */
 void pcpu__init(void);
 
-/* cpu.c: the default slot count (possible CPUs, or PCPU_NR_SLOTS). */
-unsigned pcpu__default_nr_slots(void);
-
 /* cpu.c: choose the update method for @nr_slots slots: sets
  * pcpu__rt.method and .rseq_fast (under the rules of invariant 3). */
 void pcpu__set_method(unsigned nr_slots);
@@ -25,8 +22,10 @@ void pcpu__set_method(unsigned nr_slots);
  * meaningful when pcpu__rt.method is not PCPU__METHOD_ATOMIC. */
 int pcpu__rseq_ready(void);
 
-/* cpu.c: the number of possible CPUs (capped at PCPU_MAX_SLOTS). */
+/* cpu.c: the number of possible CPUs (capped at PCPU_MAX_SLOTS), and
+ * whether the cap cut it (then CPU numbers can exceed it). */
 unsigned pcpu__possible_cpus(void);
+int pcpu__cpus_capped(void);
 
 /* cpu.c: which rseq this process has, whatever the slot count:
  * PCPU__METHOD_RSEQ, PCPU__METHOD_RSEQ_OWN or PCPU__METHOD_ATOMIC. */

@@ -1140,6 +1140,55 @@ START_TEST(test_deactivate_under_load)
 END_TEST
 
 /* After deactivate, a slab is released exactly when its last object is. */
+/*
+ * Destructors run with no library lock held: one that calls back into its
+ * own cache (shrink) must not deadlock when deactivate or shrink release
+ * its slab.  Run in a thread with a time limit, so a deadlock fails the
+ * test instead of hanging it.
+ */
+static struct pcpu_cache *reentrant_cache;
+static unsigned reentrant_dtor_calls;
+
+static void reentrant_dtor(void *obj, void *arg)
+{
+	(void)obj;
+	(void)arg;
+	reentrant_dtor_calls++;
+	pcpu_cache_shrink(reentrant_cache);
+}
+
+static void *reentrant_deactivate(void *arg)
+{
+	void *o = pcpu_cache_alloc(reentrant_cache, 0);
+
+	(void)arg;
+	if (!o)
+		return (void *)1;
+	pcpu_cache_free(reentrant_cache, o);
+	return (void *)(intptr_t)pcpu_cache_deactivate(reentrant_cache);
+}
+
+START_TEST(test_dtor_reenters_cache)
+{
+	struct timespec until;
+	pthread_t t;
+	void *ret;
+
+	reentrant_dtor_calls = 0;
+	reentrant_cache = pcpu_cache_create("reenter", 64, 0, NULL,
+					    reentrant_dtor, NULL, 0);
+	ck_assert_ptr_nonnull(reentrant_cache);
+	ck_assert_int_eq(pthread_create(&t, NULL, reentrant_deactivate, NULL), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	ck_assert_msg(pthread_timedjoin_np(t, &ret, &until) == 0,
+		      "deactivate with a destructor calling shrink deadlocked");
+	ck_assert_ptr_null(ret);
+	ck_assert_uint_gt(reentrant_dtor_calls, 0);
+	ck_assert_int_eq(pcpu_cache_destroy(reentrant_cache), 0);
+}
+END_TEST
+
 START_TEST(test_deactivate_exact)
 {
 	struct tctx x;
@@ -1628,6 +1677,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_mt_shrink_debug_rcu);
 	tcase_add_test(tc, test_deactivate_under_load);
 	tcase_add_test(tc, test_deactivate_exact);
+	tcase_add_test(tc, test_dtor_reenters_cache);
 	tcase_add_test(tc, test_deactivate_new_slab_race);
 
 	tc = tu_tcase(s, "rcu_destroy", TU_TIMEOUT_STRESS);

@@ -23,7 +23,8 @@
  * Constructors and destructors may call pcpu_alloc(), pcpu_free(),
  * pcpu_counter_init*() and pcpu_counter_destroy*(); the library never runs
  * them with one of its own locks held.  A constructor that allocates from
- * its own cache gets EDEADLK.
+ * its own cache gets EDEADLK (constructors of two caches that allocate from
+ * each other are not detected).
  *
  * Synchronization table ("yes": may run concurrently on one cache)
  *

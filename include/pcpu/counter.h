@@ -36,8 +36,11 @@
  *   share           yes  yes   yes  yes      yes    no   no     no
  *   set/reset       no   no    no   no       no     no   no     no
  *
- * add, inc, dec, read, sum, compare and is_shared are async-signal-safe;
- * init, share and destroy are not (they may allocate or free).
+ * add, inc, dec, read, sum, compare and is_shared are async-signal-safe
+ * (under "rseq-own" a thread's first update registers its rseq area with
+ * a system call and pthread_setspecific(), which POSIX does not list but
+ * glibc implements without locks); init, share and destroy are not (they
+ * may allocate or free).
  */
 #ifndef PCPU_COUNTER_H
 #define PCPU_COUNTER_H
@@ -82,7 +85,7 @@ struct pcpu_counter {
 	 * (one plain RMW instruction) while the counter has no slots, and
 	 * by set/reset; others read it with relaxed loads. */
 	int64_t pcpu__own;
-	/* Owner thread pointer | tags.  Written by init/reset/set only,
+	/* Owner thread pointer | tags.  Written by init and reset only,
 	 * which the caller serializes with every other access. */
 	uintptr_t pcpu__owner;
 	/* Per-CPU area of biased int64_t (see PCPU__SLOT_BIAS), NULL until
@@ -392,8 +395,9 @@ PCPU_API int pcpu_counter_share(struct pcpu_counter *c);
  * pcpu_counter_reset - value 0 and a new owner, keeping per-CPU memory.
  *
  * The value becomes 0; a DUAL counter's owner becomes the calling thread.
- * Per-CPU slots the counter has are kept and zeroed in O(touched slots),
- * so the counter can be shared again without allocating.  Not
+ * Per-CPU slots the counter has are kept and zeroed in O(touched slots):
+ * a counter that was shared stays shared (every thread, the new owner
+ * included, updates the slots) and allocates nothing again.  Not
  * concurrently with any other access to @c.
  */
 PCPU_API void pcpu_counter_reset(struct pcpu_counter *c);

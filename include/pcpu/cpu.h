@@ -75,9 +75,9 @@ extern "C" {
  * Run-time state read by the inline fast paths.  Not API: the fields may
  * change between releases of the library (the soname changes with them).
  *
- * nr_slots:  the slot count; written only under the allocator lock and
- *            only while no area is live, so a thread holding a live area
- *            always reads the value the area was built with.
+ * nr_slots:  the slot count; written at set-up, and then only under the
+ *            allocator lock while no area is live, so a thread holding a
+ *            live area always reads the value the area was built with.
  * method:    PCPU__METHOD_*; written with nr_slots, under the same rule
  *            (rseq needs one slot per possible CPU).
  * rseq_off:  offset from the thread pointer of the struct rseq this
@@ -116,8 +116,9 @@ PCPU__INLINE uintptr_t pcpu__tp(void)
 }
 
 /*
- * pcpu__cpu - the CPU the caller runs on now, read from the rseq area
- * glibc registered (one load from TLS) or, failing that, sched_getcpu().
+ * pcpu__cpu - the CPU the caller runs on now, read from the thread's rseq
+ * area (glibc's or libpcpu's own: one load from TLS) or, failing that,
+ * sched_getcpu().
  */
 PCPU__INLINE unsigned pcpu__cpu(void)
 {
