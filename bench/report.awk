@@ -244,6 +244,11 @@ END {
 		if (a2 != "" && s2 != "")
 			printf "  Throughput, shared add / atomic add: %s\n", \
 			    num(a2 / s2) "x"
+		p1 = get("private_add@1"); p2 = get("private_add@2")
+		if (p1 != "" && p2 != "")
+			printf "  Machine ceiling: two threads adding to words " \
+			    "of their own, 2T/1T throughput %s (2x: the CPUs " \
+			    "do not slow each other)\n", num(p1 / p2) "x"
 		for (i = 1; i <= 2; i++) {
 			k = i == 1 ? "atomic_add@2" : "shared_add@2"
 			p = par(k)
@@ -326,6 +331,12 @@ END {
 	    div(2 * getcpu(c1), getcpu(c2)))
 	rtarget("tc churn, 64 slots, 1 thread: CACHED >= 5x EAGER", \
 	    "cache_tc/EAGER/64@1", "cache_tc/CACHED/64@1", ">=", 5)
+	p1 = get("private_add@1"); p2 = get("private_add@2")
+	if (p1 != "" && p2 != "")
+		printf "  info  %-52s %9s\n        (nothing shared: what this " \
+		    "machine allows any 2-thread loop)\n", \
+		    "machine ceiling: private add, 2-thread throughput / 1", \
+		    num(p1 / p2) "x"
 	e1 = "cache_mm/EAGER/192@1"; e2 = "cache_mm/EAGER/192@2"
 	if (get(e1) != "" && get(e2) != "")
 		printf "  info  %-52s %9s\n        (EAGER does not scale: " \
