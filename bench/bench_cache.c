@@ -544,7 +544,10 @@ static void cache_setup(struct pcpu_bench_ctx *ctx)
 		d->cache = tc ?
 			pcpu_cache_create("bench_tc", sizeof(struct tc_obj), 0,
 					  tc_ctor, tc_dtor, NULL, 0) :
-			pcpu_cache_create("bench_mm", sizeof(struct mm_obj), 0,
+			/* 64-byte aligned, as the kernel's mm_struct cache
+			 * (SLAB_HWCACHE_ALIGN): the owner writes its object,
+			 * which must not share a line with another CPU's. */
+			pcpu_cache_create("bench_mm", sizeof(struct mm_obj), 64,
 					  mm_ctor, mm_dtor, NULL, 0);
 		if (!d->cache) {
 			pcpu_bench_fail(ctx, "pcpu_cache_create failed");
