@@ -32,34 +32,6 @@ static const char *policy_name(unsigned flags)
 
 #define dist	tu_dist
 
-/* A slot count other than the current one. */
-static unsigned other_slots(void)
-{
-	return pcpu_nr_slots() == 3 ? 5 : 3;
-}
-
-/* No per-CPU area is live: the slot count can change (and is restored). */
-static void expect_no_area(const char *what)
-{
-	unsigned before = pcpu_nr_slots(), other = other_slots();
-	int r = pcpu_set_nr_slots(other);
-
-	ck_assert_msg(r == 0, "%s: pcpu_set_nr_slots() = %d, want 0 (no "
-		      "per-CPU area live)", what, r);
-	ck_assert_int_eq(pcpu_set_nr_slots(before), 0);
-}
-
-/* Some per-CPU area is live: the slot count cannot change. */
-static void expect_area(const char *what)
-{
-	unsigned before = pcpu_nr_slots();
-	int r = pcpu_set_nr_slots(other_slots());
-
-	ck_assert_msg(r == -EBUSY, "%s: pcpu_set_nr_slots() = %d, want "
-		      "-EBUSY (a per-CPU area is live)", what, r);
-	ck_assert_uint_eq(pcpu_nr_slots(), before);
-}
-
 /* sum == want exactly, read within the documented bound, compare == 0. */
 static void expect_value(const struct pcpu_counter *c, int64_t want,
 			 const char *what)
@@ -239,7 +211,7 @@ START_TEST(test_init_values)
 		expect_compare_window(&c, want, what);
 		pcpu_counter_destroy(&c);
 	}
-	expect_no_area("after destroying every counter");
+	tu_expect_no_area("after destroying every counter");
 }
 END_TEST
 
@@ -292,7 +264,7 @@ START_TEST(test_init_einval)
 	ck_assert_int_eq(pcpu_counter_init(NULL, 0, LAZY | EAGER), -EINVAL);
 	ck_assert_int_eq(pcpu_counter_share(NULL), -EINVAL);
 	/* Nothing was allocated by the failures. */
-	expect_no_area("after failed inits");
+	tu_expect_no_area("after failed inits");
 }
 END_TEST
 
@@ -308,7 +280,7 @@ START_TEST(test_init_many_einval)
 	ck_assert_int_eq(pcpu_counter_init_many(NULL, 0, LAZY, 4), -EINVAL);
 	ck_assert_int_eq(pcpu_counter_init_many(c, 0, 3, 4), -EINVAL);
 	ck_assert_int_eq(pcpu_counter_init_many(c, 0, UINT_MAX, 4), -EINVAL);
-	expect_no_area("after failed init_many");
+	tu_expect_no_area("after failed init_many");
 }
 END_TEST
 
@@ -364,9 +336,9 @@ START_TEST(test_init_many_large)
 	ck_assert_ptr_nonnull(want);
 	ck_assert_int_eq(pcpu_counter_init_many(c, v0, flags, n), 0);
 	if (flags != DUAL)
-		expect_area("EAGER/LAZY init_many");
+		tu_expect_area("EAGER/LAZY init_many");
 	else
-		expect_no_area("DUAL init_many, nothing shared");
+		tu_expect_no_area("DUAL init_many, nothing shared");
 	for (i = 0; i < n; i++) {
 		tu_check(pcpu_counter_is_shared(&c[i]) == (flags != DUAL),
 			 "counter %u: is_shared %d", i,
@@ -398,9 +370,9 @@ START_TEST(test_init_many_large)
 			 "%s counter %u: is_shared %d", policy_name(flags), i,
 			 sh);
 	}
-	expect_area("init_many with shared counters");
+	tu_expect_area("init_many with shared counters");
 	pcpu_counter_destroy_many(c, n);
-	expect_no_area("after destroy_many");
+	tu_expect_no_area("after destroy_many");
 	free(want);
 	free(c);
 }
@@ -412,7 +384,7 @@ START_TEST(test_destroy_null)
 	pcpu_counter_destroy_many(NULL, 1);
 	pcpu_counter_destroy_many(NULL, 10000);
 	pcpu_counter_destroy_many(NULL, 0);
-	expect_no_area("after destroying NULL");
+	tu_expect_no_area("after destroying NULL");
 }
 END_TEST
 
@@ -441,7 +413,7 @@ START_TEST(test_owner_add)
 	expect_compare_window(&c, want, "owner adds");
 	/* The owner's updates never upgrade. */
 	ck_assert(!pcpu_counter_is_shared(&c));
-	expect_no_area("owner adds only");
+	tu_expect_no_area("owner adds only");
 	pcpu_counter_destroy(&c);
 }
 END_TEST
@@ -458,7 +430,7 @@ START_TEST(test_percpu_add)
 
 	ck_assert_int_eq(pcpu_counter_init(&c, -5, flags), 0);
 	ck_assert(pcpu_counter_is_shared(&c));
-	expect_area(name);
+	tu_expect_area(name);
 	for (i = 0; i < 1000; i++) {
 		pcpu_counter_add(&c, (int64_t)(i % 200) - 90);
 		want += (int64_t)(i % 200) - 90;
@@ -479,7 +451,7 @@ START_TEST(test_percpu_add)
 	ck_assert(pcpu_counter_is_shared(&c));
 	expect_value(&c, want, what);
 	pcpu_counter_destroy(&c);
-	expect_no_area("destroyed");
+	tu_expect_no_area("destroyed");
 }
 END_TEST
 
@@ -496,7 +468,7 @@ START_TEST(test_foreign_add_upgrades)
 	ck_assert_msg(pcpu_counter_is_shared(&c),
 		      "an update from a non-owner did not upgrade");
 	expect_value(&c, want, "after upgrade");
-	expect_area("upgraded DUAL counter");
+	tu_expect_area("upgraded DUAL counter");
 	/* Both paths keep counting. */
 	pcpu_counter_add(&c, 1000);
 	want += 1000;
@@ -506,7 +478,7 @@ START_TEST(test_foreign_add_upgrades)
 	want -= 1;
 	expect_value(&c, want, "owner and threads after upgrade");
 	pcpu_counter_destroy(&c);
-	expect_no_area("upgraded counter destroyed");
+	tu_expect_no_area("upgraded counter destroyed");
 
 	/* Each kind of update upgrades on its own. */
 	ck_assert_int_eq(pcpu_counter_init(&c, 0, DUAL), 0);
@@ -542,10 +514,10 @@ START_TEST(test_share)
 	want += 5;
 	want += add_from_thread(&c, 3, 100);
 	expect_value(&c, want, "after share and adds");
-	expect_area("shared counter");
+	tu_expect_area("shared counter");
 	pcpu_counter_destroy(&c);
 	/* Repeated shares allocated one area, freed by destroy. */
-	expect_no_area("shared three times, destroyed");
+	tu_expect_no_area("shared three times, destroyed");
 
 	/* EAGER and LAZY: a no-op. */
 	ck_assert_int_eq(pcpu_counter_init(&e, 3, EAGER), 0);
@@ -553,14 +525,14 @@ START_TEST(test_share)
 	ck_assert(pcpu_counter_is_shared(&e));
 	expect_value(&e, 3, "EAGER after share");
 	pcpu_counter_destroy(&e);
-	expect_no_area("EAGER shared, destroyed");
+	tu_expect_no_area("EAGER shared, destroyed");
 	ck_assert_int_eq(pcpu_counter_init(&e, -3, LAZY), 0);
 	ck_assert(pcpu_counter_is_shared(&e));
 	ck_assert_int_eq(pcpu_counter_share(&e), 0);
 	ck_assert(pcpu_counter_is_shared(&e));
 	expect_value(&e, -3, "LAZY after share");
 	pcpu_counter_destroy(&e);
-	expect_no_area("LAZY shared, destroyed");
+	tu_expect_no_area("LAZY shared, destroyed");
 
 	ck_assert_int_eq(pcpu_counter_share(NULL), -EINVAL);
 }
@@ -616,7 +588,7 @@ START_TEST(test_share_race)
 		ck_assert_int_eq(pcpu_counter_sum(&c), want);
 		pcpu_counter_destroy(&c);
 		/* Losers of the race freed what they allocated. */
-		expect_no_area("after share race");
+		tu_expect_no_area("after share race");
 	}
 }
 END_TEST
@@ -771,7 +743,7 @@ START_TEST(test_set)
 	ck_assert_int_eq(pcpu_counter_init(&c, 3, DUAL), 0);
 	pcpu_counter_add(&c, 500);
 	check_set(&c, false, "DUAL unshared");
-	expect_no_area("set on an unshared DUAL counter");
+	tu_expect_no_area("set on an unshared DUAL counter");
 	pcpu_counter_destroy(&c);
 
 	/* DUAL, shared, with owner word and slot values. */
@@ -781,7 +753,7 @@ START_TEST(test_set)
 	add_pinned(&c, PCPU_COUNTER_BATCH - 1, NULL);
 	add_from_thread(&c, 1000, 3);
 	check_set(&c, true, "DUAL shared");
-	expect_area("set on a shared counter");
+	tu_expect_area("set on a shared counter");
 	pcpu_counter_destroy(&c);
 
 	/* EAGER and LAZY with slot values. */
@@ -796,7 +768,7 @@ START_TEST(test_set)
 	add_from_thread(&c, -1000, 2);
 	check_set(&c, true, "LAZY");
 	pcpu_counter_destroy(&c);
-	expect_no_area("all destroyed");
+	tu_expect_no_area("all destroyed");
 }
 END_TEST
 
@@ -886,7 +858,7 @@ START_TEST(test_reset_new_owner)
 		pcpu_counter_add(&c, 1000);
 		sh_b = pcpu_counter_is_shared(&c);
 		sum_b = pcpu_counter_sum(&c);
-		busy_b = pcpu_set_nr_slots(other_slots());
+		busy_b = pcpu_set_nr_slots(tu_other_slots());
 		if (busy_b == 0)
 			busy_b = pcpu_set_nr_slots(tu_default_slots);
 	}
@@ -907,9 +879,9 @@ START_TEST(test_reset_new_owner)
 	ck_assert_msg(pcpu_counter_is_shared(&c), "adds by the former owner "
 		      "did not upgrade the counter");
 	expect_value(&c, 1008 + a.after, "after A's late adds");
-	expect_area("upgraded after reset");
+	tu_expect_area("upgraded after reset");
 	pcpu_counter_destroy(&c);
-	expect_no_area("destroyed");
+	tu_expect_no_area("destroyed");
 }
 END_TEST
 
@@ -934,7 +906,7 @@ START_TEST(test_reset_shared)
 	expect_value(&c, 0, "shared, reset");
 	ck_assert_int_eq(pcpu_counter_read(&c), 0);
 	expect_compare_window(&c, 0, "shared, reset");
-	expect_area("reset keeps the slots");
+	tu_expect_area("reset keeps the slots");
 	/* Counting goes on, on both paths. */
 	pcpu_counter_add(&c, 5);
 	want = 5 + add_pinned(&c, PCPU_COUNTER_BATCH - 1, NULL);
@@ -951,7 +923,7 @@ START_TEST(test_reset_shared)
 	expect_value(&c, want, "after foreign reset");
 	expect_compare_window(&c, want, "after foreign reset");
 	pcpu_counter_destroy(&c);
-	expect_no_area("destroyed");
+	tu_expect_no_area("destroyed");
 }
 END_TEST
 
@@ -971,7 +943,7 @@ START_TEST(test_reset_percpu)
 	ck_assert(pcpu_counter_is_shared(&c));
 	expect_value(&c, 0, what);
 	ck_assert_int_eq(pcpu_counter_read(&c), 0);
-	expect_area(what);
+	tu_expect_area(what);
 	want = add_pinned(&c, -(PCPU_COUNTER_BATCH - 1), NULL);
 	pcpu_counter_inc(&c);
 	want += 1;
@@ -987,7 +959,7 @@ START_TEST(test_reset_percpu)
 	want = 1000 + add_pinned(&c, 5, NULL);
 	expect_value(&c, want, what);
 	pcpu_counter_destroy(&c);
-	expect_no_area("destroyed");
+	tu_expect_no_area("destroyed");
 }
 END_TEST
 
@@ -1023,7 +995,7 @@ START_TEST(test_many_members)
 	ck_assert(pcpu_counter_is_shared(&c[6]));
 	ck_assert(pcpu_counter_is_shared(&c[7]) == (flags != DUAL));
 	pcpu_counter_destroy_many(c, 100);
-	expect_no_area("group destroyed");
+	tu_expect_no_area("group destroyed");
 }
 END_TEST
 
@@ -1043,24 +1015,24 @@ START_TEST(test_unshared_holds_no_area)
 		pcpu_counter_inc(&many[i]);
 	pcpu_counter_set(&one[1], 5);
 	pcpu_counter_reset(&one[2]);
-	expect_no_area("only unshared DUAL counters live");
+	tu_expect_no_area("only unshared DUAL counters live");
 
 	share(&one[3]);
-	expect_area("one DUAL counter shared");
+	tu_expect_area("one DUAL counter shared");
 	pcpu_counter_destroy(&one[3]);
-	expect_no_area("the shared one destroyed");
+	tu_expect_no_area("the shared one destroyed");
 
 	add_from_thread(&many[50], 1, 1);
 	ck_assert(pcpu_counter_is_shared(&many[50]));
-	expect_area("an init_many member upgraded");
+	tu_expect_area("an init_many member upgraded");
 	pcpu_counter_destroy_many(many, 100);
-	expect_no_area("the group destroyed");
+	tu_expect_no_area("the group destroyed");
 
 	/* LAZY holds its area from init, even untouched. */
 	ck_assert_int_eq(pcpu_counter_init(&one[3], 0, LAZY), 0);
-	expect_area("an untouched LAZY counter");
+	tu_expect_area("an untouched LAZY counter");
 	pcpu_counter_destroy(&one[3]);
-	expect_no_area("the LAZY counter destroyed");
+	tu_expect_no_area("the LAZY counter destroyed");
 
 	for (i = 0; i < 8; i++) {
 		if (i == 3)

@@ -59,12 +59,6 @@ static int parse_possible(unsigned *count, unsigned *span)
 	return *count ? 0 : -1;
 }
 
-/* A value other than the current slot count, for -EBUSY/-EINVAL checks. */
-static unsigned other_slots(void)
-{
-	return pcpu_nr_slots() == 3 ? 5 : 3;
-}
-
 /* --- pcpu_nr_slots -------------------------------------------------------- */
 
 START_TEST(test_nr_slots_default)
@@ -266,7 +260,7 @@ static void expect_busy(const char *what)
 {
 	unsigned before = pcpu_nr_slots();
 
-	ck_assert_msg(pcpu_set_nr_slots(other_slots()) == -EBUSY,
+	ck_assert_msg(pcpu_set_nr_slots(tu_other_slots()) == -EBUSY,
 		      "set_nr_slots while %s is live: not -EBUSY", what);
 	ck_assert_uint_eq(pcpu_nr_slots(), before);
 	ck_assert_msg(pcpu_set_nr_slots(1) == -EBUSY || before == 1,
@@ -280,7 +274,7 @@ static void expect_busy(const char *what)
 /* Nothing is live: a change succeeds; then restore. */
 static void expect_free(const char *what)
 {
-	unsigned before = pcpu_nr_slots(), other = other_slots();
+	unsigned before = pcpu_nr_slots(), other = tu_other_slots();
 
 	ck_assert_msg(pcpu_set_nr_slots(other) == 0,
 		      "set_nr_slots after %s: not 0", what);

@@ -84,28 +84,6 @@ static void fresh_chunks(unsigned n)
 	ck_assert_int_eq(pcpu_set_nr_slots(n), 0);
 }
 
-/* No per-CPU area is live: the slot count can change. */
-static void expect_no_area(const char *what)
-{
-	unsigned before = pcpu_nr_slots(), other = before == 3 ? 5 : 3;
-	int r = pcpu_set_nr_slots(other);
-
-	ck_assert_msg(r == 0, "%s: pcpu_set_nr_slots() = %d, want 0 (no "
-		      "per-CPU area live)", what, r);
-	ck_assert_int_eq(pcpu_set_nr_slots(before), 0);
-}
-
-/* Some per-CPU area is live: the slot count cannot change. */
-static void expect_area(const char *what)
-{
-	unsigned before = pcpu_nr_slots();
-	int r = pcpu_set_nr_slots(before == 3 ? 5 : 3);
-
-	ck_assert_msg(r == -EBUSY, "%s: pcpu_set_nr_slots() = %d, want "
-		      "-EBUSY (a per-CPU area is live)", what, r);
-	ck_assert_uint_eq(pcpu_nr_slots(), before);
-}
-
 /* sum exact, compare exact around it, read within @bound. */
 static void expect_sum(const struct pcpu_counter *c, int64_t want,
 		       int64_t bound, const char *what)
@@ -341,7 +319,7 @@ START_TEST(test_lazy_basics)
 
 	ck_assert_int_eq(pcpu_counter_init(&c, 100, LAZY), 0);
 	ck_assert_msg(pcpu_counter_is_shared(&c), "LAZY: not shared at init");
-	expect_area("LAZY, untouched");
+	tu_expect_area("LAZY, untouched");
 	expect_sum(&c, want, 0, "LAZY, untouched");
 	ck_assert_int_eq(pcpu_counter_read(&c), 100);
 
@@ -361,7 +339,7 @@ START_TEST(test_lazy_basics)
 	/* Reset keeps the slots and makes nobody the owner. */
 	pcpu_counter_reset(&c);
 	ck_assert(pcpu_counter_is_shared(&c));
-	expect_area("LAZY, reset");
+	tu_expect_area("LAZY, reset");
 	expect_sum(&c, 0, 0, "LAZY, reset");
 	pcpu_counter_add(&c, 7);
 	ck_assert_msg(pcpu_counter_read(&c) != 7, "LAZY: reset made the "
@@ -383,7 +361,7 @@ START_TEST(test_lazy_basics)
 		expect_sum(&c, want, tu_read_bound(), "LAZY, set, adds");
 	}
 	pcpu_counter_destroy(&c);
-	expect_no_area("LAZY destroyed");
+	tu_expect_no_area("LAZY destroyed");
 }
 END_TEST
 
@@ -403,7 +381,7 @@ START_TEST(test_lazy_init_many)
 	for (round = 0; round < 2; round++) {
 		/* Round 1 reuses the areas round 0 gave back. */
 		ck_assert_int_eq(pcpu_counter_init_many(c, v0, LAZY, n), 0);
-		expect_area("LAZY init_many");
+		tu_expect_area("LAZY init_many");
 		for (i = 0; i < n; i++) {
 			tu_check(pcpu_counter_is_shared(&c[i]), "round %u, "
 				 "counter %u: not shared", round, i);
@@ -435,7 +413,7 @@ START_TEST(test_lazy_init_many)
 				 "round %u, counter %u: compare != 0", round, i);
 		}
 		pcpu_counter_destroy_many(c, n);
-		expect_no_area("LAZY destroy_many");
+		tu_expect_no_area("LAZY destroy_many");
 		v0 = 77;
 	}
 	free(want);
@@ -578,7 +556,7 @@ START_TEST(test_edge_deltas)
 	pcpu_counter_destroy(&touched);
 	free(fresh);
 	free(j);
-	expect_no_area("all destroyed");
+	tu_expect_no_area("all destroyed");
 }
 END_TEST
 
@@ -627,7 +605,7 @@ START_TEST(test_lazy_independence)
 	pcpu_counter_destroy(&a[1]);
 	pcpu_counter_destroy(&d);
 	pcpu_counter_destroy_many(g, 8);
-	expect_no_area("all destroyed");
+	tu_expect_no_area("all destroyed");
 }
 END_TEST
 
@@ -976,7 +954,7 @@ START_TEST(test_clean_reuse)
 				      (unsigned long long)raw_slot(&n2, slots[k]));
 		pcpu_counter_destroy(&n2);
 	}
-	expect_no_area("all destroyed");
+	tu_expect_no_area("all destroyed");
 	ck_assert_int_eq(pcpu_set_nr_slots(tu_default_slots), 0);
 }
 END_TEST
@@ -1074,7 +1052,7 @@ START_TEST(test_dirty_reuse)
 	expect_sum(&d, wd, tu_read_bound_touched(nt),
 		   "DUAL upgraded onto a dirty area, adds");
 	pcpu_counter_destroy(&d);
-	expect_no_area("all destroyed");
+	tu_expect_no_area("all destroyed");
 	ck_assert_int_eq(pcpu_set_nr_slots(tu_default_slots), 0);
 }
 END_TEST
@@ -1432,7 +1410,7 @@ static void run_race(unsigned flags, unsigned nr, bool spread, int seed)
 	       sh.moves);
 	ck_assert_uint_gt(res.rounds, 0);
 	ck_assert_uint_gt(adds, 0);
-	expect_no_area("every round's counter destroyed");
+	tu_expect_no_area("every round's counter destroyed");
 }
 
 /*
@@ -1583,7 +1561,7 @@ START_TEST(test_spread_slots)
 	expect_sum(&n2, w2, tu_read_bound_touched(nt), "reused area, adds");
 	ck_assert_int_eq(pcpu_counter_read(&n2), -5);
 	pcpu_counter_destroy(&n2);
-	expect_no_area("spread, all destroyed");
+	tu_expect_no_area("spread, all destroyed");
 	free(ts);
 	ck_assert_int_eq(pcpu_set_nr_slots(tu_default_slots), 0);
 }
@@ -1999,7 +1977,7 @@ START_TEST(test_signal_safety)
 	ck_assert_msg(runs >= 10, "%s: the handler ran %d times: the test "
 		      "cannot tell whether signals lose updates", name, runs);
 	ck_assert_uint_gt(adds, 0);
-	expect_no_area("signals, destroyed");
+	tu_expect_no_area("signals, destroyed");
 	ck_assert_int_eq(pcpu_set_nr_slots(tu_default_slots), 0);
 }
 END_TEST

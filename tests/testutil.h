@@ -347,6 +347,36 @@ static inline int tu_restore_as(const struct rlimit *old)
 /* --- slots --------------------------------------------------------------- */
 
 /* pcpu_nr_slots() at startup: what teardowns restore. */
+/* --- per-CPU areas live or not ------------------------------------------ */
+
+/* A slot count other than the current one. */
+static inline unsigned tu_other_slots(void)
+{
+	return pcpu_nr_slots() == 3 ? 5 : 3;
+}
+
+/* No per-CPU area is live: the slot count can change (and is restored). */
+static inline void tu_expect_no_area(const char *what)
+{
+	unsigned before = pcpu_nr_slots();
+	int r = pcpu_set_nr_slots(tu_other_slots());
+
+	ck_assert_msg(r == 0, "%s: pcpu_set_nr_slots() = %d, want 0 (no "
+		      "per-CPU area live)", what, r);
+	ck_assert_int_eq(pcpu_set_nr_slots(before), 0);
+}
+
+/* Some per-CPU area is live: the slot count cannot change. */
+static inline void tu_expect_area(const char *what)
+{
+	unsigned before = pcpu_nr_slots();
+	int r = pcpu_set_nr_slots(tu_other_slots());
+
+	ck_assert_msg(r == -EBUSY, "%s: pcpu_set_nr_slots() = %d, want "
+		      "-EBUSY (a per-CPU area is live)", what, r);
+	ck_assert_uint_eq(pcpu_nr_slots(), before);
+}
+
 static unsigned tu_default_slots;
 
 /* Checked setup/teardown for every TCase that may change the slot count. */
