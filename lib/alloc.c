@@ -163,10 +163,10 @@ void *pcpu__map_aligned(size_t len, size_t align, int flags)
 	char *map, *base;
 
 	/* Reserve len + align and trim both ends. */
-	map = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+	map = pcpu__mmap(len + align, flags);
 	if (map == MAP_FAILED)
 		return NULL;
+	/* Trims: the mapping counts as one resource until pcpu__munmap(). */
 	base = (char *)(((uintptr_t)map + align - 1) & ~(uintptr_t)(align - 1));
 	if (base > map)
 		munmap(map, (size_t)(base - map));
@@ -189,13 +189,12 @@ static struct pcpu_chunk *chunk_create(unsigned nr_slots)
 	struct pcpu_chunk *chunk;
 	char *base;
 
-	chunk = mmap(NULL, sizeof(*chunk), PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	chunk = pcpu__mmap(sizeof(*chunk), 0);
 	if (chunk == MAP_FAILED)
 		return NULL;
 	base = pcpu__map_aligned(len, align, MAP_NORESERVE);
 	if (!base) {
-		munmap(chunk, sizeof(*chunk));
+		pcpu__munmap(chunk, sizeof(*chunk));
 		return NULL;
 	}
 
@@ -218,8 +217,8 @@ static struct pcpu_chunk *chunk_create(unsigned nr_slots)
 
 static void chunk_destroy(struct pcpu_chunk *chunk)
 {
-	munmap(chunk->base, chunk->len);
-	munmap(chunk, sizeof(*chunk));
+	pcpu__munmap(chunk->base, chunk->len);
+	pcpu__munmap(chunk, sizeof(*chunk));
 }
 
 static int chunk_empty(const struct pcpu_chunk *chunk)
@@ -446,7 +445,10 @@ void pcpu__area_touch(const void *area, struct pcpu__touch *t)
 
 PCPU_API void *pcpu_ptr(void *area, unsigned slot)
 {
-	if (!area || slot >= pcpu_nr_slots()) {
+	/* Relaxed: constant while @area is live (invariant 2); no call to
+	 * pcpu_nr_slots(), whose pthread_once() is not async-signal-safe. */
+	if (!area || slot >= __atomic_load_n(&pcpu__rt.nr_slots,
+					     __ATOMIC_RELAXED)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -469,4 +471,16 @@ int pcpu__alloc_set_nr_slots(unsigned n)
 	}
 	pthread_mutex_unlock(&pcpu_alloc_mutex);
 	return 0;
+}
+
+/* fork: the child must not find the allocator lock held by a thread it
+ * does not have.  Taken last, released first (cpu.c's handlers). */
+void pcpu__alloc_fork_prepare(void)
+{
+	pthread_mutex_lock(&pcpu_alloc_mutex);
+}
+
+void pcpu__alloc_fork_release(void)
+{
+	pthread_mutex_unlock(&pcpu_alloc_mutex);
 }

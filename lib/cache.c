@@ -29,7 +29,9 @@
  * Locks.  cache->lock (a mutex) protects the slab lists and every slab's
  * free stack.  cache->drain_lock serializes shrink, deactivate and destroy.
  * Neither is held while a constructor or destructor runs.  An object moves
- * between an array and its slab only under cache->lock.
+ * between an array and its slab only under cache->lock.  Each per-CPU
+ * array's rcu_lock protects its RCU batch pointer.  pcpu_caches_lock
+ * protects the list of live caches and pcpu_rcu_used (see "fork" below).
  *
  * Invariants:
  *  1. Every object of a slab is constructed; a slab is on exactly one list
@@ -59,8 +61,15 @@
 #include <unistd.h>
 #include <urcu/urcu-bp.h>
 
-#define PCPU_MAG		56	/* objects per CPU array */
 #define PCPU_CPU_SHIFT		9	/* sizeof(struct pcpu_cache_cpu) */
+/* What precedes objs[] in struct pcpu_cache_cpu.  pthread_mutex_t is 40
+ * bytes on x86-64 but 48 on aarch64 (found by the aarch64 build). */
+#define PCPU_CPU_HDR		(4 * sizeof(uint32_t) + \
+				 sizeof(pthread_mutex_t) + sizeof(void *))
+/* Objects per CPU array: what fills the rest of the 512 bytes (56 on
+ * x86-64, 55 on aarch64). */
+#define PCPU_MAG		((unsigned)(((1u << PCPU_CPU_SHIFT) - PCPU_CPU_HDR) / \
+				       sizeof(void *)))
 #define PCPU_SLAB_MIN		((size_t)64 << 10)
 #define PCPU_SLAB_MIN_OBJS	16u
 #define PCPU_RCU_BATCH		64
@@ -106,7 +115,7 @@ struct pcpu_rcu_batch {
 
 struct pcpu_cache {
 	char name[32];
-	size_t size, stride, slab_bytes;
+	size_t stride, slab_bytes;
 	unsigned nr_objs, flags, nr_cpus;
 	int rseq;			/* arrays use rseq sequences */
 	pcpu_ctor_fn ctor;
@@ -127,7 +136,28 @@ struct pcpu_cache {
 					   on the slow path only */
 	uint64_t rcu_pending;		/* atomic */
 	struct pcpu_cache_cpu *cpus;
+	/* On the list of live caches, under pcpu_caches_lock. */
+	struct pcpu_cache *fork_next, *fork_prev;
 };
+
+/*
+ * fork().  The list of live caches lets the fork handlers take every lock
+ * of every cache, so that the child, whose only thread is the one that
+ * forked, finds none of them held by a thread that does not exist there.
+ * pcpu_rcu_used says whether liburcu-bp has been used by this library: if
+ * so the handlers also pause liburcu's call_rcu worker and take its grace-
+ * period locks (liburcu-bp's own fork handlers), so that batches freed by
+ * call_rcu go on being freed in the child.  It is set under
+ * pcpu_caches_lock, which the prepare handler holds until the fork is
+ * over: a free_rcu either set it before the handler read it, or calls
+ * liburcu only after the fork.
+ */
+static pthread_mutex_t pcpu_caches_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pcpu_cache *pcpu_caches;
+static int pcpu_rcu_used;		/* set under pcpu_caches_lock (so it
+					   cannot change between the prepare
+					   and after-fork handlers); relaxed
+					   peeks outside it are hints */
 
 #if PCPU__TSAN
 /*
@@ -261,11 +291,20 @@ fail:
 }
 #endif
 
+/* The current CPU's array (nr_cpus is capped: a bigger CPU number, on a
+ * machine with more CPUs than PCPU_MAX_SLOTS, shares one). */
+static struct pcpu_cache_cpu *this_cpu_array(struct pcpu_cache *cache)
+{
+	unsigned cpu = pcpu__cpu();
+
+	return &cache->cpus[pcpu__likely(cpu < cache->nr_cpus) ? cpu :
+			    cpu % cache->nr_cpus];
+}
+
 /* Lock mode: this CPU's array with its lock word held, or NULL. */
 static struct pcpu_cache_cpu *cpu_trylock(struct pcpu_cache *cache)
 {
-	struct pcpu_cache_cpu *pc =
-		&cache->cpus[pcpu__cpu() % cache->nr_cpus];
+	struct pcpu_cache_cpu *pc = this_cpu_array(cache);
 
 	/* Acquire: pairs with the release in cpu_unlock(); the array's
 	 * contents written by the previous holder are visible to us. */
@@ -286,6 +325,22 @@ static void cpu_unlock(struct pcpu_cache_cpu *pc)
 	__atomic_store_n(&pc->lock, 0, __ATOMIC_RELEASE);
 }
 
+#ifdef PCPU__HAVE_RSEQ_ASM
+/*
+ * A sequence failed: was it because this thread has no rseq area yet (a
+ * new thread under rseq-own)?  Then register it; 1 if the caller should
+ * try once more.  Slow path only: the array was empty, full or stopped,
+ * or the thread unregistered.
+ */
+static int rseq_registered_now(void)
+{
+	if ((int32_t)*(volatile uint32_t *)(pcpu__tp() + pcpu__rt.rseq_off +
+					     4) >= 0)
+		return 0;		/* registered: the array said no */
+	return pcpu__rseq_ready() == 0;
+}
+#endif
+
 /* Pop/push on the current CPU's array: 0 done, -1 not possible now. */
 static int array_pop(struct pcpu_cache *cache, void **out)
 {
@@ -293,8 +348,12 @@ static int array_pop(struct pcpu_cache *cache, void **out)
 	int ret = -1;
 
 #ifdef PCPU__HAVE_RSEQ_ASM
-	if (cache->rseq)
-		return rseq_pop(cache->cpus, out, pcpu__rt.rseq_off);
+	if (cache->rseq) {
+		if (rseq_pop(cache->cpus, out, pcpu__rt.rseq_off) == 0)
+			return 0;
+		return rseq_registered_now() ?
+		       rseq_pop(cache->cpus, out, pcpu__rt.rseq_off) : -1;
+	}
 #endif
 	pc = cpu_trylock(cache);
 	if (!pc)
@@ -313,8 +372,12 @@ static int array_push(struct pcpu_cache *cache, void *obj)
 	int ret = -1;
 
 #ifdef PCPU__HAVE_RSEQ_ASM
-	if (cache->rseq)
-		return rseq_push(cache->cpus, obj, pcpu__rt.rseq_off);
+	if (cache->rseq) {
+		if (rseq_push(cache->cpus, obj, pcpu__rt.rseq_off) == 0)
+			return 0;
+		return rseq_registered_now() ?
+		       rseq_push(cache->cpus, obj, pcpu__rt.rseq_off) : -1;
+	}
 #endif
 	pc = cpu_trylock(cache);
 	if (!pc)
@@ -388,7 +451,7 @@ static void slab_destroy(struct pcpu_cache *cache, struct pcpu_slab *slab,
 				    cache->arg);
 		__atomic_fetch_add(&cache->dtor_calls, n, __ATOMIC_RELAXED);
 	}
-	munmap(slab, cache->slab_bytes);
+	pcpu__munmap(slab, cache->slab_bytes);
 }
 
 /*
@@ -545,11 +608,16 @@ static void slabs_put(struct pcpu_cache *cache, size_t n, void **objs)
 }
 
 /*
- * Take @n objects from the slabs, making slabs as needed (constructors run
- * unlocked).  All or nothing: on failure the objects taken go back and
- * errno is set.
+ * Take up to @n objects from the slabs, at least @min (1 <= @min <= @n).
+ * Slabs are made (constructors run unlocked) only while fewer than @min
+ * are had: a refill (@min 1) makes at most one slab, and only when no
+ * slab has a free object (Bonwick's cache_grow), so it never fails for
+ * memory it does not need; a bulk allocation (@min == @n) is all or
+ * nothing.  Returns how many were taken, or 0 with errno set, the objects
+ * taken so far having gone back.
  */
-static int slabs_take(struct pcpu_cache *cache, size_t n, void **objs)
+static size_t slabs_take(struct pcpu_cache *cache, size_t n, size_t min,
+			 void **objs)
 {
 	struct pcpu_slab *slab, *dead = NULL;
 	size_t got = 0;
@@ -558,7 +626,7 @@ static int slabs_take(struct pcpu_cache *cache, size_t n, void **objs)
 	for (;;) {
 		while (got < n && (objs[got] = slab_take(cache)))
 			got++;
-		if (got == n)
+		if (got >= min)
 			break;
 		pthread_mutex_unlock(&cache->lock);
 		slab = slab_create(cache);
@@ -567,7 +635,7 @@ static int slabs_take(struct pcpu_cache *cache, size_t n, void **objs)
 
 			slabs_put(cache, got, objs);
 			errno = err;
-			return -1;
+			return 0;
 		}
 		pthread_mutex_lock(&cache->lock);
 		cache->nr_slabs++;
@@ -582,7 +650,7 @@ static int slabs_take(struct pcpu_cache *cache, size_t n, void **objs)
 		detach_empty_locked(cache, &dead);
 	pthread_mutex_unlock(&cache->lock);
 	destroy_slabs(cache, dead);
-	return 0;
+	return got;
 }
 
 /* --- debug checks -------------------------------------------------------- */
@@ -621,7 +689,9 @@ static void debug_alloced(struct pcpu_cache *cache, void *obj)
 {
 	struct pcpu_slab *slab = slab_of(cache, obj);
 
-	/* Relaxed: the state is only ever exchanged, never ordered. */
+	/* Relaxed: the state travels with the object, whose hand-off to
+	 * the allocating thread (array or slab, under rseq, lock word or
+	 * mutex) already orders it; it publishes nothing else. */
 	__atomic_store_n(&slab->in_use[obj_index(slab, obj)], OBJ_IN_USE,
 			 __ATOMIC_RELAXED);
 }
@@ -681,11 +751,11 @@ PCPU_API struct pcpu_cache *pcpu_cache_create(const char *name, size_t size,
 			break;
 	}
 
-	cache = calloc(1, sizeof(*cache));
+	cache = pcpu__calloc(1, sizeof(*cache));
 	if (!cache)
 		goto nomem;
 	cache->nr_cpus = pcpu__possible_cpus();
-	if (posix_memalign((void **)&cache->cpus, 1u << PCPU_CPU_SHIFT,
+	if (pcpu__memalign((void **)&cache->cpus, 1u << PCPU_CPU_SHIFT,
 			   (size_t)cache->nr_cpus << PCPU_CPU_SHIFT))
 		goto nomem_cache;
 	memset(cache->cpus, 0, (size_t)cache->nr_cpus << PCPU_CPU_SHIFT);
@@ -697,7 +767,6 @@ PCPU_API struct pcpu_cache *pcpu_cache_create(const char *name, size_t size,
 		goto nomem_in_use;
 
 	snprintf(cache->name, sizeof(cache->name), "%s", name ? name : "");
-	cache->size = size;
 	cache->stride = stride;
 	cache->slab_bytes = bytes;
 	cache->nr_objs = n;
@@ -714,14 +783,20 @@ PCPU_API struct pcpu_cache *pcpu_cache_create(const char *name, size_t size,
 		cache->rseq = pcpu_membarrier_state == 1;
 	}
 #endif
+	pthread_mutex_lock(&pcpu_caches_lock);
+	cache->fork_next = pcpu_caches;
+	if (pcpu_caches)
+		pcpu_caches->fork_prev = cache;
+	pcpu_caches = cache;
+	pthread_mutex_unlock(&pcpu_caches_lock);
 	return cache;
 
 nomem_in_use:
 	pcpu_counter_destroy(&cache->in_use);
 nomem_cpus:
-	free(cache->cpus);
+	pcpu__free_mem(cache->cpus);
 nomem_cache:
-	free(cache);
+	pcpu__free_mem(cache);
 nomem:
 	errno = ENOMEM;
 	return NULL;
@@ -735,7 +810,8 @@ static void *alloc_slow(struct pcpu_cache *cache)
 
 	if (__atomic_load_n(&cache->dying, __ATOMIC_RELAXED))
 		n = 1;
-	if (slabs_take(cache, n, batch))
+	n = slabs_take(cache, n, 1, batch);
+	if (!n)
 		return NULL;
 	/* Keep batch[0]; the rest go to this CPU's array while it has room
 	 * (the thread may have migrated: any CPU's array is fine). */
@@ -747,16 +823,23 @@ static void *alloc_slow(struct pcpu_cache *cache)
 	return batch[0];
 }
 
-static void note_alloc(struct pcpu_cache *cache, void *obj, int from_array)
+/* Count @n allocations, @fast of them served by the arrays: one update
+ * of each counter, however many objects. */
+static void note_allocs(struct pcpu_cache *cache, void **objs, size_t n,
+			size_t fast)
 {
-	pcpu_counter_inc(&cache->in_use);
-	if (from_array)
-		pcpu_counter_inc(&cache->array_allocs);
-	else
+	size_t i;
+
+	pcpu_counter_add(&cache->in_use, (int64_t)n);
+	if (fast)
+		pcpu_counter_add(&cache->array_allocs, (int64_t)fast);
+	if (n > fast)
 		/* Relaxed: a statistic; the slab path took a lock anyway. */
-		__atomic_fetch_add(&cache->slab_allocs, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&cache->slab_allocs, n - fast,
+				   __ATOMIC_RELAXED);
 	if (cache->flags & PCPU_CACHE_DEBUG)
-		debug_alloced(cache, obj);
+		for (i = 0; i < n; i++)
+			debug_alloced(cache, objs[i]);
 }
 
 PCPU_API void *pcpu_cache_alloc(struct pcpu_cache *cache, unsigned flags)
@@ -774,18 +857,16 @@ PCPU_API void *pcpu_cache_alloc(struct pcpu_cache *cache, unsigned flags)
 		return NULL;
 	}
 	if (pcpu__likely(array_pop(cache, &obj) == 0)) {
-		note_alloc(cache, obj, 1);
+		note_allocs(cache, &obj, 1, 1);
 		return obj;
 	}
 	if (flags & PCPU_NOWAIT) {
 		errno = EAGAIN;
 		return NULL;
 	}
-	if (cache->rseq)
-		pcpu__rseq_ready();	/* register a new thread (rseq-own) */
 	obj = alloc_slow(cache);
 	if (obj)
-		note_alloc(cache, obj, 0);
+		note_allocs(cache, &obj, 1, 0);
 	return obj;
 }
 
@@ -795,9 +876,6 @@ static void free_slow(struct pcpu_cache *cache, void *obj)
 	void *batch[PCPU_MAG / 2 + 1];
 	size_t n = 0;
 
-	if (cache->rseq && pcpu__rseq_ready() == 0 &&
-	    array_push(cache, obj) == 0)
-		return;			/* the thread was not registered yet */
 	batch[n++] = obj;
 	while (n < PCPU_MAG / 2 + 1 && array_pop(cache, &batch[n]) == 0)
 		n++;
@@ -844,7 +922,7 @@ PCPU_API size_t pcpu_cache_alloc_bulk(struct pcpu_cache *cache,
 
 		if (flags & PCPU_NOWAIT)
 			err = EAGAIN;
-		else if (slabs_take(cache, n - got, objs + got))
+		else if (!slabs_take(cache, n - got, n - got, objs + got))
 			err = errno;
 		if (err) {
 			/* All or nothing: put back what we took. */
@@ -857,8 +935,7 @@ PCPU_API size_t pcpu_cache_alloc_bulk(struct pcpu_cache *cache,
 			return 0;
 		}
 	}
-	for (i = 0; i < n; i++)
-		note_alloc(cache, objs[i], i < from_array);
+	note_allocs(cache, objs, n, from_array);
 	return n;
 }
 
@@ -867,7 +944,7 @@ static void free_many(struct pcpu_cache *cache, size_t n, void **objs,
 		      const void *caller, uint8_t from)
 {
 	void *spill[PCPU_MAG];
-	size_t i, ns = 0;
+	size_t i, ns = 0, freed = 0;
 	int full = 0;
 
 	for (i = 0; i < n; i++) {
@@ -875,7 +952,7 @@ static void free_many(struct pcpu_cache *cache, size_t n, void **objs,
 			continue;
 		if (cache->flags & PCPU_CACHE_DEBUG)
 			debug_freeing(cache, objs[i], caller, from, OBJ_FREE);
-		pcpu_counter_dec(&cache->in_use);
+		freed++;
 		if (!full && array_push(cache, objs[i]) == 0)
 			continue;
 		/* The array is full or stopped: the rest go back to the
@@ -889,6 +966,9 @@ static void free_many(struct pcpu_cache *cache, size_t n, void **objs,
 	}
 	if (ns)
 		slabs_put(cache, ns, spill);
+	/* One update for the batch; before any rcu_pending release that
+	 * follows (rcu_batch_free()), so destroy sees it. */
+	pcpu_counter_add(&cache->in_use, -(int64_t)freed);
 }
 
 PCPU_API void pcpu_cache_free_bulk(struct pcpu_cache *cache, size_t n,
@@ -914,7 +994,7 @@ static void rcu_batch_free(struct rcu_head *head)
 	/* Still counted in in_use (invariant 4): freeing them counts them
 	 * out. */
 	free_many(cache, n, b->objs, NULL, OBJ_RCU);
-	free(b);
+	pcpu__free_mem(b);
 	/* Last, release: a destroy that loads 0 with acquire (rcu_flush())
 	 * sees everything this callback did to the cache. */
 	__atomic_fetch_sub(&cache->rcu_pending, n, __ATOMIC_RELEASE);
@@ -937,24 +1017,31 @@ PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
 
 	if (!cache || !obj)
 		return;
+	if (pcpu__unlikely(!__atomic_load_n(&pcpu_rcu_used, __ATOMIC_RELAXED))) {
+		/* Before any call into liburcu (see pcpu_caches_lock). */
+		pthread_mutex_lock(&pcpu_caches_lock);
+		__atomic_store_n(&pcpu_rcu_used, 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&pcpu_caches_lock);
+	}
 	if (cache->flags & PCPU_CACHE_DEBUG)
 		/* Check now, with the caller's address; pending until the
 		 * batch's free, which expects OBJ_RCU. */
 		debug_freeing(cache, obj, __builtin_return_address(0),
 			      OBJ_IN_USE, OBJ_RCU);
 	__atomic_fetch_add(&cache->rcu_pending, 1, __ATOMIC_RELAXED);
-	pc = &cache->cpus[pcpu__cpu() % cache->nr_cpus];
+	pc = this_cpu_array(cache);
 	pthread_mutex_lock(&pc->rcu_lock);
 	b = pc->rcu;
 	if (!b) {
-		b = malloc(sizeof(*b));
+		b = pcpu__malloc(sizeof(*b));
 		if (!b) {
 			/* No batch: wait for the grace period here. */
 			pthread_mutex_unlock(&pc->rcu_lock);
 			urcu_bp_synchronize_rcu();
-			__atomic_fetch_sub(&cache->rcu_pending, 1,
-					   __ATOMIC_RELAXED);
 			free_many(cache, 1, &obj, NULL, OBJ_RCU);
+			/* Last, release: as in rcu_batch_free(). */
+			__atomic_fetch_sub(&cache->rcu_pending, 1,
+					   __ATOMIC_RELEASE);
 			return;
 		}
 		b->cache = cache;
@@ -1136,14 +1223,23 @@ PCPU_API int pcpu_cache_destroy(struct pcpu_cache *cache)
 	detach_empty(cache, &dead);
 	pthread_mutex_unlock(&cache->drain_lock);
 	destroy_slabs(cache, dead);
+	/* Off the list before its locks go: the fork handlers take them. */
+	pthread_mutex_lock(&pcpu_caches_lock);
+	if (cache->fork_prev)
+		cache->fork_prev->fork_next = cache->fork_next;
+	else
+		pcpu_caches = cache->fork_next;
+	if (cache->fork_next)
+		cache->fork_next->fork_prev = cache->fork_prev;
+	pthread_mutex_unlock(&pcpu_caches_lock);
 	pcpu_counter_destroy(&cache->in_use);
 	pcpu_counter_destroy(&cache->array_allocs);
 	for (i = 0; i < cache->nr_cpus; i++)
 		pthread_mutex_destroy(&cache->cpus[i].rcu_lock);
 	pthread_mutex_destroy(&cache->lock);
 	pthread_mutex_destroy(&cache->drain_lock);
-	free(cache->cpus);
-	free(cache);
+	pcpu__free_mem(cache->cpus);
+	pcpu__free_mem(cache);
 	return 0;
 }
 
@@ -1173,4 +1269,83 @@ PCPU_API int pcpu_cache_stats(const struct pcpu_cache *cache,
 	st->lockless_allocs = cache->rseq ? fast : 0;
 	st->rcu_pending = __atomic_load_n(&c->rcu_pending, __ATOMIC_RELAXED);
 	return 0;
+}
+
+/* --- fork ---------------------------------------------------------------- */
+
+/*
+ * Lock order: pcpu_caches_lock first (it guards pcpu_rcu_used), then
+ * liburcu's call_rcu pause and grace-period locks (the paused worker is
+ * between callbacks, so it holds no lock of ours; nothing the worker runs,
+ * rcu_batch_free() and the destructors it may call, ever takes
+ * pcpu_caches_lock: only cache create and destroy and the first free_rcu
+ * do, never from a callback), then per cache drain_lock, lock, and the
+ * leaf locks: the RCU batch locks and the lock words (held only around
+ * plain array accesses).  In rseq mode an array has no lock: a sequence another
+ * thread was in is gone in the child, either committed or not.
+ */
+void pcpu__cache_fork_prepare(void)
+{
+	struct pcpu_cache *c;
+	unsigned i;
+
+	pthread_mutex_lock(&pcpu_caches_lock);
+	if (pcpu_rcu_used) {
+		urcu_bp_call_rcu_before_fork();
+		urcu_bp_before_fork();
+	}
+	for (c = pcpu_caches; c; c = c->fork_next) {
+		pthread_mutex_lock(&c->drain_lock);
+		pthread_mutex_lock(&c->lock);
+		for (i = 0; i < c->nr_cpus; i++) {
+			pthread_mutex_lock(&c->cpus[i].rcu_lock);
+			if (c->rseq)
+				continue;
+			/* Acquire: as cpu_trylock(); the holder is inside a
+			 * few plain accesses, so this spin is short. */
+			while (__atomic_exchange_n(&c->cpus[i].lock, 1,
+						   __ATOMIC_ACQUIRE))
+				sched_yield();
+		}
+	}
+}
+
+static void cache_fork_release(void)
+{
+	struct pcpu_cache *c;
+	unsigned i;
+
+	for (c = pcpu_caches; c; c = c->fork_next) {
+		for (i = 0; i < c->nr_cpus; i++) {
+			if (!c->rseq)
+				cpu_unlock(&c->cpus[i]);
+			pthread_mutex_unlock(&c->cpus[i].rcu_lock);
+		}
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_unlock(&c->drain_lock);
+	}
+}
+
+void pcpu__cache_fork_parent(void)
+{
+	cache_fork_release();
+	if (pcpu_rcu_used) {
+		urcu_bp_after_fork_parent();
+		urcu_bp_call_rcu_after_fork_parent();
+	}
+	pthread_mutex_unlock(&pcpu_caches_lock);
+}
+
+/* The child's only thread took every lock in the prepare handler: it
+ * releases them (the owner unlocking its own mutexes). */
+void pcpu__cache_fork_child(void)
+{
+	cache_fork_release();
+	if (pcpu_rcu_used) {
+		/* Forgets the parent's other readers; a new call_rcu worker
+		 * takes over the callbacks queued before the fork. */
+		urcu_bp_after_fork_child();
+		urcu_bp_call_rcu_after_fork_child();
+	}
+	pthread_mutex_unlock(&pcpu_caches_lock);
 }

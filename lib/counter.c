@@ -21,7 +21,8 @@
  *         rseq area under the rseq method.  Rarely written.
  * fold    an atomic word beside the area (alloc.c's side words), alone on
  *         its cache line: slot values folded in once they reach
- *         +/-PCPU_COUNTER_BATCH, which is what makes read() O(1).  Not in
+ *         +/-PCPU_COUNTER_BATCH, which is what makes read() O(1) (but
+ *         near INT64_MIN/MAX, where read() sums: see there).  Not in
  *         the counter itself, whose cache line every adder reads: a fold
  *         there would cost every other CPU a cache miss on its next add.
  * slots   a per-CPU area of int64_t.  A slot holds 0 until its CPU first
@@ -71,6 +72,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 /* How many LAZY/EAGER counters share one per-CPU area in init_many(). */
@@ -144,6 +146,7 @@ enum visit_op { VISIT_SUM, VISIT_COUNT, VISIT_RESET, VISIT_CLEAN };
 static int64_t visit(const struct pcpu_counter *c, int64_t *slots,
 		     enum visit_op op)
 {
+	/* Relaxed: constant while the counter holds an area. */
 	unsigned nr = __atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
 	struct pcpu__touch t;
 	uint64_t sum, m;
@@ -166,6 +169,13 @@ static int64_t visit(const struct pcpu_counter *c, int64_t *slots,
 		return acc;
 	}
 	pcpu__area_touch(slots, &t);
+	/*
+	 * Relaxed, summary, masks and slots alike: each word is read whole
+	 * and the sum of independent words is a snapshot by contract
+	 * (invariants 3, 4); a touch that a reader misses was an update in
+	 * flight.  The clean, reset and set writers are serialized with every
+	 * update by the caller.
+	 */
 	sum = __atomic_load_n(t.summary, __ATOMIC_RELAXED);
 	while (sum) {
 		g = (unsigned)__builtin_ctzll(sum);
@@ -196,6 +206,98 @@ static int64_t visit(const struct pcpu_counter *c, int64_t *slots,
 	if (op == VISIT_CLEAN)
 		__atomic_store_n(t.summary, 0, __ATOMIC_RELAXED);
 	return acc;
+}
+
+/* --- folds and fork() ----------------------------------------------------- */
+
+/*
+ * A fold moves a slot's value into the fold word with two writes: the
+ * slot's store_if (BIAS + 0) and then the fetch_add on the fold word.  A
+ * concurrent sum may miss or double-count the value in between, as it
+ * may any update in flight.  fork() is different: it copies memory at one
+ * instant and the folding thread does not exist in the child, so a fold
+ * caught between its two writes would leave the child's counter wrong
+ * forever, by up to BATCH - 1 per CPU.  (Every other counter update is one
+ * store or one atomic instruction, which fork() copies whole.)
+ *
+ * So folds pass a gate that the fork prepare handler closes.  A folder
+ * counts itself in fold_busy, then checks fold_stop; the handler sets
+ * fold_stop, then waits for fold_busy to drop to the forking thread's own
+ * share.  Both sides write one word and then read the other's with
+ * seq_cst (Dekker): either the folder sees the stop and backs out before
+ * its first write, or the handler sees it counted and waits for its
+ * second.  The gate costs a fold (one in BATCH updates per CPU) two
+ * atomic RMWs on one process-wide line; no fast-path update touches it.
+ *
+ * The handler runs after cpu.c has taken every library lock, so no folder
+ * can be waiting at the gate while it holds a lock the handler needs; a
+ * folder holds nothing while it waits.  A signal handler that folds on a
+ * thread interrupted mid-fold is let through (fold_depth): its outer fold
+ * already counts, and it must not wait for a fork that waits for it.
+ */
+static unsigned long fold_busy;		/* folds between their two writes */
+static int fold_stop;			/* a fork is being prepared */
+static __thread unsigned fold_depth	/* this thread's folds in flight */
+	__attribute__((tls_model("initial-exec")));
+
+static void fold_enter(void)
+{
+	unsigned spins = 0;
+
+	if (fold_depth++ > 0)
+		return;		/* nested in our own fold: counted already */
+	for (;;) {
+		/* Seq_cst RMW then seq_cst load: the folder's half of the
+		 * Dekker pair described above. */
+		__atomic_fetch_add(&fold_busy, 1, __ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&fold_stop, __ATOMIC_SEQ_CST))
+			return;
+		/* Release: nothing of ours was written; just uncount. */
+		__atomic_fetch_sub(&fold_busy, 1, __ATOMIC_RELEASE);
+		/* Relaxed: a hint only; the seq_cst pair above decides. */
+		while (__atomic_load_n(&fold_stop, __ATOMIC_RELAXED)) {
+			if (++spins > 64)
+				sched_yield();
+		}
+	}
+}
+
+static void fold_exit(void)
+{
+	if (--fold_depth > 0)
+		return;
+	/* Release: our two writes before the handler's acquire load that
+	 * sees the count drop, so the fork copies both. */
+	__atomic_fetch_sub(&fold_busy, 1, __ATOMIC_RELEASE);
+}
+
+void pcpu__counter_fork_prepare(void)
+{
+	unsigned long mine = fold_depth > 0;	/* fork from a signal handler
+						   that interrupted our fold */
+	unsigned spins = 0;
+
+	/* Seq_cst store then seq_cst load: the handler's half of the pair. */
+	__atomic_store_n(&fold_stop, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&fold_busy, __ATOMIC_SEQ_CST) != mine) {
+		if (++spins > 64)
+			sched_yield();
+	}
+}
+
+void pcpu__counter_fork_parent(void)
+{
+	/* Release: a waiting folder's relaxed poll only needs to see it
+	 * eventually; it then runs the seq_cst pair again. */
+	__atomic_store_n(&fold_stop, 0, __ATOMIC_RELEASE);
+}
+
+void pcpu__counter_fork_child(void)
+{
+	/* Only this thread exists: folders that backed out on the way (their
+	 * increment copied, their decrement not) are gone. */
+	__atomic_store_n(&fold_busy, fold_depth > 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&fold_stop, 0, __ATOMIC_RELAXED);
 }
 
 /* --- slot writes -------------------------------------------------------- */
@@ -243,6 +345,7 @@ static int slot_add_slow(struct pcpu_counter *c, int64_t *slots,
 	uint64_t *p, x, n;
 	int64_t v, carry;
 	unsigned cpu;
+	int gated = 0;
 
 	if (method != PCPU__METHOD_ATOMIC && pcpu__rseq_ready())
 		return -1;
@@ -259,6 +362,12 @@ static int slot_add_slow(struct pcpu_counter *c, int64_t *slots,
 		if (v >= BATCH || v <= -BATCH) {
 			carry = v;
 			v = 0;
+			/* Through the fork gate before the slot gives the
+			 * value up; out after the fold word has it. */
+			if (!gated) {
+				fold_enter();
+				gated = 1;
+			}
 		}
 		n = BIAS + (uint64_t)v;
 #ifdef PCPU__HAVE_RSEQ_ASM
@@ -277,6 +386,8 @@ static int slot_add_slow(struct pcpu_counter *c, int64_t *slots,
 	 * or not at all, which the contract allows for in-flight updates. */
 	if (carry)
 		__atomic_fetch_add(fold_word(slots), carry, __ATOMIC_RELAXED);
+	if (gated)
+		fold_exit();
 	return 0;
 }
 
@@ -441,9 +552,9 @@ PCPU_API void pcpu_counter_destroy_many(struct pcpu_counter *c, unsigned n)
 
 /* --- readers and writers ------------------------------------------------- */
 
-PCPU_API int64_t pcpu_counter_read(const struct pcpu_counter *c)
+/* own + shared + fold, modulo 2^64: the value less what the slots hold. */
+static int64_t cheap_part(const struct pcpu_counter *c, const int64_t *slots)
 {
-	int64_t *slots = load_slots(c);
 	/* Relaxed: each word is read whole; their sum is approximate by
 	 * contract (invariant 3 bounds the error). */
 	uint64_t v = (uint64_t)__atomic_load_n(&c->pcpu__own, __ATOMIC_RELAXED) +
@@ -454,13 +565,54 @@ PCPU_API int64_t pcpu_counter_read(const struct pcpu_counter *c)
 	return (int64_t)v;
 }
 
+static int64_t sum_from(const struct pcpu_counter *c, int64_t *slots,
+			int64_t part)
+{
+	return (int64_t)((uint64_t)part + (uint64_t)visit(c, slots, VISIT_SUM));
+}
+
+/*
+ * (BATCH - 1) * nr_slots: how far read() can be from the value, at most.
+ * Relaxed: the slot count is constant while the caller's counter holds an
+ * area (alloc.c invariant 2).
+ */
+static int64_t loose_bound(void)
+{
+	return (int64_t)(BATCH - 1) *
+	       (int64_t)__atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
+}
+
+/*
+ * The slots hold at most (BATCH - 1) each, so for a value in int64 range
+ * the words' own sum lies within loose_bound() of INT64_MIN..INT64_MAX but
+ * may itself be outside, and then it wraps: read near a limit would be
+ * 2^64 off (found by tests/fuzz).  Within the bound of a limit, readers
+ * use the exact sum instead; elsewhere no wrap is possible and @part is
+ * the value less the slots.
+ */
+static int near_limit(int64_t part)
+{
+	int64_t far = loose_bound();
+
+	return part > INT64_MAX - far || part < INT64_MIN + far;
+}
+
+PCPU_API int64_t pcpu_counter_read(const struct pcpu_counter *c)
+{
+	int64_t *slots = load_slots(c), v = cheap_part(c, slots);
+
+	if (slots && pcpu__unlikely(near_limit(v)))
+		return sum_from(c, slots, v);
+	return v;
+}
+
 PCPU_API int64_t pcpu_counter_sum(const struct pcpu_counter *c)
 {
-	int64_t v = pcpu_counter_read(c), *slots = load_slots(c);
+	int64_t *slots = load_slots(c), v = cheap_part(c, slots);
 
 	if (!slots)
 		return v;
-	return (int64_t)((uint64_t)v + (uint64_t)visit(c, slots, VISIT_SUM));
+	return sum_from(c, slots, v);
 }
 
 static int sign(__int128 d)
@@ -470,20 +622,21 @@ static int sign(__int128 d)
 
 PCPU_API int pcpu_counter_compare(const struct pcpu_counter *c, int64_t rhs)
 {
-	__int128 d = (__int128)pcpu_counter_read(c) - rhs, bound;
-	int64_t *slots = load_slots(c);
+	int64_t *slots = load_slots(c), part = cheap_part(c, slots);
+	__int128 d = (__int128)part - rhs, bound;
 
 	if (!slots)
-		return sign(d);		/* read is exact: no slots */
-	/* Cheap test first against the loosest bound, then count. */
-	bound = (__int128)(BATCH - 1) *
-		__atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
-	if (d > bound || d < -bound)
-		return sign(d);
-	bound = (__int128)(BATCH - 1) * visit(c, slots, VISIT_COUNT);
-	if (d > bound || d < -bound)
-		return sign(d);
-	return sign((__int128)pcpu_counter_sum(c) - rhs);
+		return sign(d);		/* exact: no slots */
+	if (pcpu__likely(!near_limit(part))) {
+		/* Cheap test first against the loosest bound, then count. */
+		bound = loose_bound();
+		if (d > bound || d < -bound)
+			return sign(d);
+		bound = (__int128)(BATCH - 1) * visit(c, slots, VISIT_COUNT);
+		if (d > bound || d < -bound)
+			return sign(d);
+	}
+	return sign((__int128)sum_from(c, slots, part) - rhs);
 }
 
 PCPU_API void pcpu_counter_set(struct pcpu_counter *c, int64_t value)

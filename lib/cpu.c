@@ -187,7 +187,7 @@ int pcpu__rseq_ready(void)
 			/* Ask for rseq_thread_exit(); if that fails, undo:
 			 * an area the kernel writes after the thread's TLS
 			 * is freed would corrupt memory. */
-			if (pthread_setspecific(pcpu_rseq_key, &pcpu_rseq))
+			if (pcpu__setspecific(pcpu_rseq_key, &pcpu_rseq))
 				rseq_thread_exit(NULL);
 		} else if (pcpu_rseq_state == 0) {
 			/*
@@ -248,6 +248,39 @@ static unsigned detect_rseq(void)
 #endif
 }
 
+/*
+ * fork() while other threads are inside the library: the child has only
+ * the forking thread, so no lock of ours may be held there by another
+ * one.  The prepare handler takes every lock (caches first, then the
+ * allocator: no path holds one while taking the other, so the order is a
+ * choice, kept the same everywhere), then waits for counter folds in
+ * flight (counter.c: a fold is two writes, which fork() must not split;
+ * folders hold no lock, so they are waited for last), and the after-fork
+ * handlers release them in both processes.  A thread's rseq registration
+ * is kept by the kernel in the child (fork without CLONE_VM); the child's
+ * first drain registers membarrier again if it must (cache.c).
+ */
+static void pcpu_fork_prepare(void)
+{
+	pcpu__cache_fork_prepare();
+	pcpu__alloc_fork_prepare();
+	pcpu__counter_fork_prepare();
+}
+
+static void pcpu_fork_parent(void)
+{
+	pcpu__counter_fork_parent();
+	pcpu__alloc_fork_release();
+	pcpu__cache_fork_parent();
+}
+
+static void pcpu_fork_child(void)
+{
+	pcpu__counter_fork_child();
+	pcpu__alloc_fork_release();
+	pcpu__cache_fork_child();
+}
+
 static void pcpu_setup(void)
 {
 	const char *env = getenv("PCPU_NR_SLOTS");
@@ -270,6 +303,10 @@ static void pcpu_setup(void)
 	 * constructor running before any thread of the process can call us. */
 	__atomic_store_n(&pcpu__rt.nr_slots, n, __ATOMIC_RELAXED);
 	pcpu__set_method(n);
+	/* Fails only with ENOMEM, at load time; then a fork while another
+	 * thread holds a lock of ours is what it is without us. */
+	(void)pthread_atfork(pcpu_fork_prepare, pcpu_fork_parent,
+			     pcpu_fork_child);
 }
 
 void pcpu__init(void)

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include <pcpu.h>
+#include "fault.h"
 
 /* cpu.c: make sure the run-time state is set up (idempotent, MT-safe). */
 void pcpu__init(void);
@@ -73,5 +74,15 @@ struct pcpu__touch {
 	unsigned per_bit;
 };
 void pcpu__area_touch(const void *area, struct pcpu__touch *t);
+
+/* alloc.c, cache.c and counter.c: the pieces of the fork handlers (cpu.c). */
+void pcpu__counter_fork_prepare(void);
+void pcpu__counter_fork_parent(void);
+void pcpu__counter_fork_child(void);
+void pcpu__alloc_fork_prepare(void);
+void pcpu__alloc_fork_release(void);
+void pcpu__cache_fork_prepare(void);
+void pcpu__cache_fork_parent(void);
+void pcpu__cache_fork_child(void);
 
 #endif /* PCPU_INTERNAL_H */

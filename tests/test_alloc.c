@@ -573,6 +573,11 @@ START_TEST(test_alloc_enomem)
 		printf("test_alloc_enomem: skipped under a sanitizer\n");
 		return;
 	}
+	if (!tu_as_limit_binds()) {
+		printf("test_alloc_enomem: skipped: RLIMIT_AS does not bind here "
+		       "(qemu-user)\n");
+		return;
+	}
 	ck_assert_int_eq(pcpu_set_nr_slots(PCPU_MAX_SLOTS), 0);
 	limit = tu_limit_as(512ull << 20, &old, false);
 	if (limit == 0) {

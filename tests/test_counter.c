@@ -1134,6 +1134,11 @@ START_TEST(test_enomem)
 		printf("test_enomem: skipped under a sanitizer\n");
 		return;
 	}
+	if (!tu_as_limit_binds()) {
+		printf("test_enomem: skipped: RLIMIT_AS does not bind here "
+		       "(qemu-user)\n");
+		return;
+	}
 	memset(&o, 0, sizeof(o));
 	big = calloc(nbig, sizeof(*big));
 	ck_assert_ptr_nonnull(big);

@@ -497,6 +497,66 @@ static void *edge_job_fn(void *p)
 	return NULL;
 }
 
+/*
+ * Near INT64_MAX (and INT64_MIN): one slot holds -200 and a second slot's
+ * +257 has folded, so the words read() adds exceed INT64_MAX although the
+ * value does not (the fuzzer found read() 2^64 off there, and compare()
+ * with the wrong sign).  Loop index: policy (LAZY, DUAL shared, EAGER)
+ * times the end of the range.
+ */
+struct limit_add {
+	struct pcpu_counter *c;
+	int cpu;
+	int64_t delta;
+	int err;
+};
+
+static void *limit_add_fn(void *p)
+{
+	struct limit_add *a = p;
+
+	a->err = tu_pin(a->cpu);
+	if (!a->err)
+		pcpu_counter_add(a->c, a->delta);
+	return NULL;
+}
+
+START_TEST(test_read_near_limits)
+{
+	static const unsigned pol[] = { PCPU_COUNTER_LAZY, PCPU_COUNTER_DUAL,
+					PCPU_COUNTER_EAGER };
+	unsigned flags = pol[_i % 3], slots[2], k, i;
+	int64_t sign = _i < 3 ? 1 : -1;
+	int64_t start = sign > 0 ? INT64_MAX - 100 : INT64_MIN + 100;
+	int64_t want = start - sign * 200 + sign * 257, rd;
+	struct pcpu_counter c;
+	struct limit_add a[2];
+	int cpus[2];
+
+	k = pick_cpus(cpus, slots);
+	ck_assert_int_eq(pcpu_counter_init(&c, start, flags), 0);
+	if (flags == PCPU_COUNTER_DUAL)
+		ck_assert_int_eq(pcpu_counter_share(&c), 0);
+	for (i = 0; i < 2; i++) {
+		a[i].c = &c;
+		a[i].cpu = cpus[i % k];
+		a[i].delta = i == 0 ? -sign * 200 : sign * 257;
+		ck_assert_int_eq(tu_run_in_thread(limit_add_fn, &a[i]), 0);
+		ck_assert_int_eq(a[i].err, 0);
+	}
+	ck_assert_int_eq(pcpu_counter_sum(&c), want);
+	rd = pcpu_counter_read(&c);
+	ck_assert_msg(tu_dist(rd, want) <= (uint64_t)tu_read_bound_touched(k),
+		      "read %lld, sum %lld (%u slots touched)", (long long)rd,
+		      (long long)want, k);
+	ck_assert_int_eq(pcpu_counter_compare(&c, 0), (int)sign);
+	ck_assert_int_eq(pcpu_counter_compare(&c, want), 0);
+	ck_assert_int_eq(pcpu_counter_compare(&c, sign > 0 ? INT64_MAX :
+					      INT64_MIN), (int)-sign);
+	pcpu_counter_destroy(&c);
+}
+END_TEST
+
 START_TEST(test_edge_deltas)
 {
 	const unsigned pol[3] = { LAZY, DUAL, EAGER };
@@ -1272,6 +1332,7 @@ static void *shaker_fn(void *p)
 
 struct race_result {
 	unsigned long rounds, main_adds;
+	int64_t lost;		/* expected minus summed, over all rounds */
 	int failed;
 	char err[200];
 };
@@ -1365,6 +1426,7 @@ static void run_race(unsigned flags, unsigned nr, bool spread, int seed)
 			want += w[i].round_total;
 		sum = pcpu_counter_sum(&c);
 		rd = pcpu_counter_read(&c);
+		res.lost += want - sum;
 		if (sum != want) {
 			snprintf(res.err, sizeof(res.err), "round %lu: sum %lld, "
 				 "want %lld (lost %lld)", res.rounds,
@@ -1397,17 +1459,21 @@ static void run_race(unsigned flags, unsigned nr, bool spread, int seed)
 	__atomic_store_n(&ctl.stop, 1, __ATOMIC_RELEASE);
 	tu_join(t, RACERS);
 
+	for (i = 0; i < RACERS; i++)
+		adds += w[i].adds;
+	tu_stress_report(adds + res.main_adds, (long long)res.lost,
+			 "first touch%s, %s, %u slots (%lu rounds, %lu racer "
+			 "adds, %lu main adds, %lu moves)",
+			 spread ? " (spread)" : "", policy_name(flags), nr,
+			 res.rounds, adds, res.main_adds, sh.moves);
+	ck_assert_msg(res.lost == 0, "%s, %u slots%s: %lld updates lost",
+		      policy_name(flags), nr, spread ? ", spread" : "",
+		      (long long)res.lost);
 	ck_assert_msg(!res.failed, "%s, %u slots%s: %s", policy_name(flags), nr,
 		      spread ? ", spread" : "", res.err);
-	for (i = 0; i < RACERS; i++) {
+	for (i = 0; i < RACERS; i++)
 		ck_assert_msg(!w[i].rec.failed, "racer %u: %s", i, w[i].rec.err);
-		adds += w[i].adds;
-	}
 	ck_assert_msg(sh.err == 0, "shaker: sched_setaffinity: %d", sh.err);
-	printf("first touch%s, %s, %u slots: %lu rounds, %lu racer adds, "
-	       "%lu main adds, %lu moves\n", spread ? " (spread)" : "",
-	       policy_name(flags), nr, res.rounds, adds, res.main_adds,
-	       sh.moves);
 	ck_assert_uint_gt(res.rounds, 0);
 	ck_assert_uint_gt(adds, 0);
 	tu_expect_no_area("every round's counter destroyed");
@@ -1640,8 +1706,9 @@ START_TEST(test_thread_churn)
 	struct churn_job jobs[2];
 	pthread_t t[2];
 	bool alive[2] = { false, false };
-	int64_t want[CHURN_COUNTERS], sum;
+	int64_t want[CHURN_COUNTERS], sum[CHURN_COUNTERS], lost = 0;
 	unsigned long threads = 0, late = 0, late_done = 0;
+	unsigned long long updates = 0;
 	uint64_t rng = tu_rand_seed(4242 + (uint64_t)_i);
 	struct tu_budget b;
 	int create_err = 0, job_err = 0;
@@ -1653,12 +1720,19 @@ START_TEST(test_thread_churn)
 		ck_assert_int_eq(pcpu_counter_init(&c[k], want[k], flags[k]), 0);
 	}
 	tu_budget_start(&b, case_seconds(0.5));
-	for (slot = 0; tu_budget_left(&b); slot ^= 1) {
+	/* At least the 4 threads asserted below (one of them adding from
+	 * its key destructor), however short the budget: a small
+	 * PCPU_STRESS_SECONDS on a loaded machine or under an emulator
+	 * otherwise ends the loop after 3. */
+	for (slot = 0; tu_budget_left(&b) || threads < 4; slot ^= 1) {
 		if (alive[slot]) {
 			pthread_join(t[slot], NULL);
 			alive[slot] = false;
 			for (k = 0; k < CHURN_COUNTERS; k++)
 				want[k] += jobs[slot].added[k];
+			/* Each add goes to every counter; late: +3, -1. */
+			updates += CHURN_COUNTERS *
+				   (jobs[slot].adds + 2ull * jobs[slot].late_done);
 			late_done += jobs[slot].late_done;
 			job_err |= jobs[slot].err;
 		}
@@ -1680,6 +1754,7 @@ START_TEST(test_thread_churn)
 				pcpu_counter_add(&c[k], (int64_t)i - 30);
 				want[k] += (int64_t)i - 30;
 			}
+		updates += 64 * CHURN_COUNTERS;
 	}
 	for (slot = 0; slot < 2; slot++) {
 		if (!alive[slot])
@@ -1687,12 +1762,18 @@ START_TEST(test_thread_churn)
 		pthread_join(t[slot], NULL);
 		for (k = 0; k < CHURN_COUNTERS; k++)
 			want[k] += jobs[slot].added[k];
+		updates += CHURN_COUNTERS *
+			   (jobs[slot].adds + 2ull * jobs[slot].late_done);
 		late_done += jobs[slot].late_done;
 		job_err |= jobs[slot].err;
 	}
 
-	printf("churn, %u slots: %lu threads, %lu adding at exit\n", nr,
-	       threads, late);
+	for (k = 0; k < CHURN_COUNTERS; k++) {
+		sum[k] = pcpu_counter_sum(&c[k]);
+		lost += want[k] - sum[k];
+	}
+	tu_stress_report(updates, (long long)lost, "churn, %u slots (%lu "
+			 "threads, %lu adding at exit)", nr, threads, late);
 	ck_assert_msg(create_err == 0, "pthread_create: %d after %lu threads",
 		      create_err, threads);
 	ck_assert_int_eq(job_err, 0);
@@ -1701,11 +1782,10 @@ START_TEST(test_thread_churn)
 	ck_assert_msg(pcpu_counter_is_shared(&c[1]), "DUAL: other threads "
 		      "added, yet not shared");
 	for (k = 0; k < CHURN_COUNTERS; k++) {
-		sum = pcpu_counter_sum(&c[k]);
-		ck_assert_msg(sum == want[k], "churn, %s, %u slots: sum %lld, "
-			      "want %lld (lost %lld)", policy_name(flags[k]),
-			      nr, (long long)sum, (long long)want[k],
-			      (long long)(want[k] - sum));
+		ck_assert_msg(sum[k] == want[k], "churn, %s, %u slots: sum "
+			      "%lld, want %lld (lost %lld)",
+			      policy_name(flags[k]), nr, (long long)sum[k],
+			      (long long)want[k], (long long)(want[k] - sum[k]));
 		ck_assert_int_eq(pcpu_counter_compare(&c[k], want[k]), 0);
 		pcpu_counter_destroy(&c[k]);
 	}
@@ -1799,6 +1879,7 @@ struct sig_state {
 	int64_t want;		/* value without this round's handler adds */
 	int runs0;		/* sig_runs when the counter was installed */
 	unsigned long rounds;
+	int64_t lost;		/* expected minus summed, over all rounds */
 	int failed;
 	char err[200];
 };
@@ -1819,6 +1900,7 @@ static void sig_round_end(struct sig_state *st, const char *name)
 
 	sig_c = NULL;
 	sum = pcpu_counter_sum(&st->c);
+	st->lost += st->want + h - sum;
 	if (sum != st->want + h && !st->failed++)
 		snprintf(st->err, sizeof(st->err), "%s, round %lu: sum %lld, "
 			 "want %lld = %lld + %lld handler adds (lost %lld)",
@@ -1832,6 +1914,15 @@ static void sig_round_end(struct sig_state *st, const char *name)
 	st->rounds++;
 }
 
+/*
+ * The handler runs needed for a verdict.  Where signals arrive slowly
+ * (valgrind delivers them only between its translated blocks, one thread
+ * at a time) the loop runs past its budget to collect them, up to
+ * SIG_MAX_OVERRUN budgets in all.
+ */
+#define SIG_MIN_RUNS	10
+#define SIG_MAX_OVERRUN	20
+
 /* @_i: variant * 2 + (4096 slots ? 1 : 0). */
 START_TEST(test_signal_safety)
 {
@@ -1844,7 +1935,7 @@ START_TEST(test_signal_safety)
 	struct sigaction sa, old, ign;
 	struct sig_state st;
 	struct parked pk;
-	struct tu_budget b;
+	struct tu_budget b, cap;
 	pthread_t pt;
 	uint64_t rng = tu_rand_seed(31 + (uint64_t)_i);
 	unsigned long adds = 0;
@@ -1898,7 +1989,9 @@ START_TEST(test_signal_safety)
 	ck_assert_int_eq(setitimer(ITIMER_REAL, &on, NULL), 0);
 
 	tu_budget_start(&b, case_seconds(0.25));
-	while (tu_budget_left(&b)) {
+	tu_budget_start(&cap, case_seconds(0.25) * SIG_MAX_OVERRUN);
+	while (tu_budget_left(&b) ||
+	       (sig_runs < SIG_MIN_RUNS && tu_budget_left(&cap))) {
 		n = 256 + tu_rand_below(&rng, 2048);
 		for (i = 0; i < n; i++) {
 			/* Small steps, edges of the window, folds. */
@@ -1968,14 +2061,19 @@ START_TEST(test_signal_safety)
 	pthread_cond_destroy(&pk.cond);
 	pthread_mutex_destroy(&pk.lock);
 
-	printf("signals, %s: %lu adds, %d handler adds, %lu rounds\n", name,
-	       adds, runs, st.rounds);
+	tu_stress_report(adds + (unsigned long long)runs, (long long)st.lost,
+			 "signals, %s (%lu adds, %d handler adds, %lu rounds)",
+			 name, adds, runs, st.rounds);
+	ck_assert_msg(st.lost == 0, "%s: %lld updates lost", name,
+		      (long long)st.lost);
 	ck_assert_msg(!st.failed, "%s: %s", name,
 		      st.err[0] ? st.err : "init failed, or the owner's "
 		      "adds shared the counter");
 	ck_assert_int_eq(pk.ret, 0);
-	ck_assert_msg(runs >= 10, "%s: the handler ran %d times: the test "
-		      "cannot tell whether signals lose updates", name, runs);
+	ck_assert_msg(runs >= SIG_MIN_RUNS, "%s: the handler ran %d times in "
+		      "%g s: the test cannot tell whether signals lose "
+		      "updates", name, runs,
+		      case_seconds(0.25) * SIG_MAX_OVERRUN);
 	ck_assert_uint_gt(adds, 0);
 	tu_expect_no_area("signals, destroyed");
 	ck_assert_int_eq(pcpu_set_nr_slots(tu_default_slots), 0);
@@ -2044,6 +2142,7 @@ static Suite *lazy_suite(void)
 	tcase_add_test(tc, test_lazy_independence);
 	/* Loop index: LAZY, DUAL (shared), EAGER. */
 	tcase_add_loop_test(tc, test_edge_deltas, 0, 3);
+	tcase_add_loop_test(tc, test_read_near_limits, 0, 6);
 
 	tc = tu_tcase(s, "memory", TU_TIMEOUT_UNIT);
 	tcase_add_test(tc, test_untouched_pages);

@@ -113,6 +113,7 @@ static void *worker_fn(void *p)
 
 struct stress_result {
 	unsigned long rounds, owner_adds;
+	int64_t lost;		/* expected minus summed, over all rounds */
 	int failed;
 	char err[200];
 };
@@ -158,6 +159,7 @@ static void one_round(struct round_ctl *ctl, struct worker *w, unsigned flags,
 
 	sum = pcpu_counter_sum(&c);
 	rd = pcpu_counter_read(&c);
+	res->lost += want - sum;
 	if (sum != want)
 		res_fail(res, "round %lu: sum %lld, want %lld (lost %lld)",
 			 res->rounds, (long long)sum, (long long)want,
@@ -225,17 +227,21 @@ static void run_fresh_counters(int variant, unsigned slots)
 	if (hop)
 		tu_unpin();
 
+	for (i = 0; i < NWORKERS; i++)
+		adds += w[i].adds;
+	tu_stress_report(res.owner_adds + adds, (long long)res.lost,
+			 "fresh %s%s, %u slots (%lu rounds, %lu owner adds, "
+			 "%lu worker adds)", policy_name(flags),
+			 hop ? " hopping" : "", pcpu_nr_slots(), res.rounds,
+			 res.owner_adds, adds);
+	ck_assert_msg(res.lost == 0, "%s%s: %lld updates lost",
+		      policy_name(flags), hop ? " hopping" : "",
+		      (long long)res.lost);
 	ck_assert_msg(!res.failed, "%s%s, %u slots: %s", policy_name(flags),
 		      hop ? " hopping" : "", pcpu_nr_slots(), res.err);
-	for (i = 0; i < NWORKERS; i++) {
+	for (i = 0; i < NWORKERS; i++)
 		ck_assert_msg(!w[i].rec.failed, "worker %u: %s", i,
 			      w[i].rec.err);
-		adds += w[i].adds;
-	}
-	printf("%s%s, %u slots: %lu rounds, %lu owner adds, %lu worker adds\n",
-	       policy_name(flags), hop ? " hopping" : "", pcpu_nr_slots(),
-	       res.rounds,
-	       res.owner_adds, adds);
 	ck_assert_uint_gt(res.rounds, 0);
 	ck_assert_uint_gt(adds, 0);
 	/* Every counter was destroyed: no per-CPU area is left. */
@@ -326,8 +332,10 @@ static void run_signals(struct pcpu_counter *c, int64_t v0, const char *name)
 	sig_counter = NULL;
 
 	sum = pcpu_counter_sum(c);
-	printf("%s: %lu loop adds, %d handler adds\n", name, loop_adds,
-	       handler_adds);
+	tu_stress_report(loop_adds + (unsigned long long)handler_adds,
+			 (long long)(v0 + loop_total + handler_adds - sum),
+			 "signals %s (%lu loop adds, %d handler adds)", name,
+			 loop_adds, handler_adds);
 	ck_assert_msg(sum == v0 + loop_total + handler_adds,
 		      "%s: sum %lld, want %lld = %lld + %lld loop + %d handler "
 		      "adds (lost %lld)", name, (long long)sum,

@@ -27,11 +27,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,6 +97,31 @@ static inline double tu_stress_seconds(void)
 	if (!(v > 0.0))
 		return 1.0;
 	return v > 600.0 ? 600.0 : v;
+}
+
+/*
+ * The end of a stress case: one line, "STRESS <what>: <n> updates, <l>
+ * lost", that `make stress` (tests/valgrind.mk) finds in the logs and adds
+ * up.  @lost is the expected value minus the summed one, over the whole
+ * case.  Printed before the caller asserts lost == 0, so a failing run
+ * still shows how much went missing.  Called by the main thread only.
+ */
+static inline void tu_stress_report(unsigned long long updates, long long lost,
+				    const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static inline void tu_stress_report(unsigned long long updates, long long lost,
+				    const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("STRESS ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf(": %llu updates, %lld lost\n", updates, lost);
+	/* Now: in fork mode a timeout SIGKILLs the test's child, buffer and all. */
+	fflush(stdout);
 }
 
 /* --- random numbers (xorshift64*, per thread, no shared state) --------- */
@@ -342,6 +369,28 @@ static inline int tu_limit_as(unsigned long long extra, struct rlimit *old,
 static inline int tu_restore_as(const struct rlimit *old)
 {
 	return setrlimit(RLIMIT_AS, old) ? -errno : 0;
+}
+
+/*
+ * Does RLIMIT_AS bind here?  qemu-user accepts setrlimit(RLIMIT_AS) and
+ * ignores it (the limit would apply to the emulator's own reservations),
+ * so the ENOMEM tests cannot work under it and skip themselves, saying so.
+ * The probe: with 512 MiB of headroom, reserving 2 GiB must fail.
+ */
+static inline bool tu_as_limit_binds(void)
+{
+	struct rlimit old;
+	void *p = MAP_FAILED;
+
+	if (tu_limit_as(512ull << 20, &old, false))
+		return true;	/* cannot tell: let the test fail visibly */
+	p = mmap(NULL, 2ull << 30, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	(void)tu_restore_as(&old);
+	if (p == MAP_FAILED)
+		return true;
+	munmap(p, 2ull << 30);
+	return false;
 }
 
 /* --- slots --------------------------------------------------------------- */

@@ -79,8 +79,8 @@ PCPU_API void pcpu_free(void *area);
  * @slot: the slot, below pcpu_nr_slots().
  *
  * Return: the address of slot @slot's copy; pcpu_ptr(area, 0) == area.
- * For a slot at or above pcpu_nr_slots() the result is NULL with errno
- * set to EINVAL.
+ * For a NULL @area, or a slot at or above pcpu_nr_slots(), the result is
+ * NULL with errno set to EINVAL.
  *
  * This API is MT-safe and async-signal-safe.
  */

@@ -26,7 +26,10 @@
  * compare-and-swap; see pcpu_update_method().  A slot folds into a shared
  * total once its value reaches +/-PCPU_COUNTER_BATCH, so
  * pcpu_counter_read() is O(1) and within (PCPU_COUNTER_BATCH - 1) times
- * the number of touched slots of the exact value.
+ * the number of touched slots of the exact value, except within
+ * (PCPU_COUNTER_BATCH - 1) * pcpu_nr_slots() of INT64_MIN or INT64_MAX,
+ * where the words it adds could wrap and it returns the exact sum
+ * instead.  Arithmetic is modulo 2^64.
  *
  * Synchronization table ("yes": may run concurrently on the same counter)
  *
@@ -341,7 +344,10 @@ PCPU_API void pcpu_counter_destroy_many(struct pcpu_counter *c, unsigned n);
  * When no update is in flight it differs from pcpu_counter_sum() by at
  * most (PCPU_COUNTER_BATCH - 1) * T, where T is the number of slots the
  * counter has touched (every slot for EAGER), so at most
- * (PCPU_COUNTER_BATCH - 1) * pcpu_nr_slots().
+ * (PCPU_COUNTER_BATCH - 1) * pcpu_nr_slots().  When that partial sum is
+ * within (PCPU_COUNTER_BATCH - 1) * pcpu_nr_slots() of INT64_MIN or
+ * INT64_MAX, where it could have wrapped, the result is the exact sum
+ * instead, at the cost of pcpu_counter_sum().
  *
  * This API is MT-safe and async-signal-safe.
  */
