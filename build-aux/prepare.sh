@@ -7,11 +7,15 @@ set -eu
 SRC_DIR=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-"$SRC_DIR/_build"}
 
+# Installed for this machine's architecture (or arch all): a bare name also
+# matches a foreign one, and tests/cross-aarch64.sh installs check:arm64 and
+# liburcu-dev:arm64, which would otherwise pass for check and liburcu-dev.
 pcpu_need_pkgs() {
 	missing=""
+	native=$(dpkg --print-architecture)
 	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
-			|| missing="$missing $p"
+		dpkg-query -W -f='${Status} ${Architecture}\n' "$p" 2>/dev/null |
+			grep -qE "ok installed ($native|all)\$" || missing="$missing $p"
 	done
 	[ -z "$missing" ] && return 0
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
