@@ -474,7 +474,8 @@ int pcpu__alloc_set_nr_slots(unsigned n)
 }
 
 /* fork: the child must not find the allocator lock held by a thread it
- * does not have.  Taken last, released first (cpu.c's handlers). */
+ * does not have.  Taken after the caches' locks, released before them
+ * (cpu.c's handlers). */
 void pcpu__alloc_fork_prepare(void)
 {
 	pthread_mutex_lock(&pcpu_alloc_mutex);

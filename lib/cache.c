@@ -334,8 +334,7 @@ static void cpu_unlock(struct pcpu_cache_cpu *pc)
  */
 static int rseq_registered_now(void)
 {
-	if ((int32_t)*(volatile uint32_t *)(pcpu__tp() + pcpu__rt.rseq_off +
-					     4) >= 0)
+	if (pcpu__rseq_cpu_id() >= 0)
 		return 0;		/* registered: the array said no */
 	return pcpu__rseq_ready() == 0;
 }
@@ -1281,8 +1280,8 @@ PCPU_API int pcpu_cache_stats(const struct pcpu_cache *cache,
  * pcpu_caches_lock: only cache create and destroy and the first free_rcu
  * do, never from a callback), then per cache drain_lock, lock, and the
  * leaf locks: the RCU batch locks and the lock words (held only around
- * plain array accesses).  In rseq mode an array has no lock: a sequence another
- * thread was in is gone in the child, either committed or not.
+ * plain array accesses).  In rseq mode an array has no lock: a sequence
+ * another thread was in is gone in the child, committed or not.
  */
 void pcpu__cache_fork_prepare(void)
 {

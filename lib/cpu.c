@@ -177,8 +177,7 @@ int pcpu__rseq_ready(void)
 
 	if (pcpu_rseq_kind != PCPU__METHOD_RSEQ_OWN)
 		/* glibc's: registered for every thread, or for none. */
-		return (int32_t)*(volatile uint32_t *)(pcpu__tp() +
-				pcpu__rt.rseq_off + 4) >= 0 ? 0 : -1;
+		return pcpu__rseq_cpu_id() >= 0 ? 0 : -1;
 	if (pcpu_rseq_state == 0) {
 		/* Called from pcpu_counter_add(), which leaves errno alone. */
 		saved_errno = errno;

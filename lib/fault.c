@@ -4,7 +4,7 @@
  * (lib/libpcpu-fi.la, built with PCPU_FAULT_INJECTION; see fault.h).  The
  * release library compiles this file to nothing.
  *
- * State is three global words, all accessed with relaxed atomics: each is
+ * State is four global words, all accessed with relaxed atomics: each is
  * a count or a flag on its own, nothing else is published through them.
  * A test arms, runs one operation and reads the results in one thread (or
  * joins the threads it used first, which orders everything).

@@ -32,6 +32,17 @@ int pcpu__cpus_capped(void);
  * PCPU__METHOD_RSEQ, PCPU__METHOD_RSEQ_OWN or PCPU__METHOD_ATOMIC. */
 unsigned pcpu__rseq_kind(void);
 
+/*
+ * The calling thread's rseq cpu_id (pcpu__rt.rseq_off must be set):
+ * negative while the thread has no rseq area registered.  Only the kernel,
+ * on this thread's behalf, and this thread write it: a volatile load.
+ */
+static inline int32_t pcpu__rseq_cpu_id(void)
+{
+	return (int32_t)*(volatile uint32_t *)(pcpu__tp() +
+					       pcpu__rt.rseq_off + 4);
+}
+
 /* The smallest power of two >= @v. */
 static inline size_t pcpu__pow2_at_least(size_t v)
 {
