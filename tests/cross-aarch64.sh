@@ -40,7 +40,7 @@ step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 # libc.so the compiler "cannot create executables": name it.
 pkgs="gcc-$HOST libc6-dev-arm64-cross qemu-user libc6:arm64 check:arm64
 	libsubunit-dev:arm64 liburcu-dev:arm64 autoconf automake libtool make
-	pkg-config mandoc"
+	pkg-config mandoc file"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \

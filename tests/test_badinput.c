@@ -57,9 +57,18 @@ struct res {
 	int err;		/* errno after the call */
 };
 
-#define R(v)	((struct res){ (long)(v), errno })
-#define P(p)	((struct res){ (p) != NULL, errno })
-#define NONE	((struct res){ 0, errno })
+/* A function, not a compound literal: the call in @v is done before the
+ * body reads errno (an initializer list's order is unspecified). */
+static struct res res_of(long v)
+{
+	struct res r = { v, errno };
+
+	return r;
+}
+
+#define R(v)	res_of((long)(v))
+#define P(p)	res_of((p) != NULL)
+#define NONE	res_of(0)
 
 /* --- the calls ------------------------------------------------------------ */
 
@@ -321,6 +330,5 @@ static Suite *badinput_suite(void)
 
 int main(void)
 {
-	tu_init();
 	return tu_main(badinput_suite());
 }

@@ -553,7 +553,6 @@ static Suite *fork_suite(void)
 
 int main(void)
 {
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	tu_init();
+	setvbuf(stdout, NULL, _IOLBF, 0);	/* nothing buffered at fork() */
 	return tu_main(fork_suite());
 }

@@ -113,7 +113,7 @@ static void *worker_fn(void *p)
 
 struct stress_result {
 	unsigned long rounds, owner_adds;
-	int64_t lost;		/* expected minus summed, over all rounds */
+	int64_t lost;		/* |expected - summed|, over all rounds */
 	int failed;
 	char err[200];
 };
@@ -159,7 +159,7 @@ static void one_round(struct round_ctl *ctl, struct worker *w, unsigned flags,
 
 	sum = pcpu_counter_sum(&c);
 	rd = pcpu_counter_read(&c);
-	res->lost += want - sum;
+	res->lost += (int64_t)tu_dist(want, sum);
 	if (sum != want)
 		res_fail(res, "round %lu: sum %lld, want %lld (lost %lld)",
 			 res->rounds, (long long)sum, (long long)want,
