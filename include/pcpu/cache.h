@@ -225,8 +225,17 @@ PCPU_API int pcpu_cache_destroy(struct pcpu_cache *cache);
  *
  * This API is MT-safe.
  */
+/* In C++ the function's name hides the implicit constructors of the struct
+ * of the same name (g++ -Wshadow); the struct is named with its tag. */
+#if defined(__cplusplus) && defined(__GNUC__)
+# pragma GCC diagnostic push
+# pragma GCC diagnostic ignored "-Wshadow"
+#endif
 PCPU_API int pcpu_cache_stats(const struct pcpu_cache *cache,
 			      struct pcpu_cache_stats *st);
+#if defined(__cplusplus) && defined(__GNUC__)
+# pragma GCC diagnostic pop
+#endif
 
 #ifdef __cplusplus
 }
