@@ -18,24 +18,33 @@
  * chunk of an area starts at area & ~(chunk_align - 1); pcpu_free() checks
  * that start against its list of chunks before it trusts the pointer.
  *
- * After the units come the counters' side words (counter.c), also
- * reserved and so free until written.  For every granule g of a unit: the
- * touch map, a summary word and per group of 64 slots a mask word whose
- * bit s % 64 says that slot s has touched the area at g; and a fold word
- * (the total that full slots fold into, alone on its cache line so that
- * folds do not disturb the line every adder reads):
+ * A unit holds the areas' copies in its first half (PCPU_ALLOC_MAX bytes,
+ * PCPU_NGRAN granules of 8 bytes) and, at PCPU__SHADOW_OFF, one *touch
+ * byte* per granule: nonzero when this slot may update the granule's copy
+ * on the fast path (pcpu_area_add(): every byte of an eager area, the
+ * touched slots of a lazy one; see lazy.c).  The touch bytes of slot s are
+ * in slot s's own unit, so the fast path reads a line that only slot s
+ * and the (rare) writers of that area write.
  *
- *   | units ... | summary[NGRAN] | mask group 0 [NGRAN] | group 1 | ...
- *   | fold[NGRAN], 64 B apart |
+ * After the units come the meta blocks: one per granule, PCPU__META_WORDS
+ * words rounded up to a cache line, so that no two areas ever write the
+ * same meta line:
  *
- * Clean areas.  pcpu_alloc() zeroes every slot, the eager way.  The LAZY
- * counters instead ask for *clean* areas (pcpu__alloc_clean()): every
- * slot zero without a memset, because fresh memory is zero and
- * pcpu__free_clean() takes back only areas whose touched slots the counter
- * zeroed.  A granule that pcpu_free() released (its slots may hold
- * anything) is marked in dirty_map, and a clean allocation that lands on
- * one zeroes it first: rare, and still correct.  Touch-map words of free
- * granules are always zero.
+ *   | unit 0 | unit 1 | ... | unit n-1 | meta[0] | meta[1] | ... |
+ *   meta[g] = { fold, info, summary, mask[0 .. nr_groups - 1], pad }
+ *
+ * An area uses the meta block of its first granule (counter.c and lazy.c
+ * say what the words mean; a counter group uses one per counter).  All of
+ * it is reserved with MAP_NORESERVE: a meta block nobody writes costs
+ * nothing.
+ *
+ * Clean areas.  pcpu_alloc() zeroes every slot, the eager way.  The lazy
+ * layer (lazy.c) instead asks for *clean* granules: every copy, touch
+ * byte and meta word zero without a memset, because fresh memory is zero
+ * and the lazy layer gives back only areas it cleaned.  A granule that
+ * pcpu_free() released (its copies and touch bytes may hold anything) is
+ * marked in dirty_map, and an allocation that lands on one zeroes it first:
+ * rare, and still correct.
  *
  * Free space is tracked per chunk by bitmaps over 8-byte granules of one
  * unit (the layout is the same in every unit): alloc_map has a bit per
@@ -43,10 +52,12 @@
  * last granule, so pcpu_free() knows the size and can tell a foreign or
  * already-freed pointer.  Allocation is first fit from a per-chunk hint.
  *
- * Like the kernel, every allocation and free takes one global mutex
+ * Like the kernel, every allocation and free here takes one global mutex
  * (pcpu_alloc_mutex) and pcpu_alloc() zeroes the area in every unit: the
  * O(nr_slots) eager cost that the rest of libpcpu exists to avoid.  At most
  * one empty chunk is kept for reuse; others are unmapped when they empty.
+ * The lazy layer takes this mutex only to refill or drain its per-slot
+ * caches of clean areas, in batches.
  *
  * Invariants (all under pcpu_alloc_mutex):
  *  1. Every chunk on pcpu_chunks has nr_slots == pcpu__rt.nr_slots and the
@@ -57,8 +68,8 @@
  *     other area overlaps it, in any unit.
  *  4. pcpu_nr_empty counts chunks with no area; it is at most 1 after
  *     every free.
- *  5. A free granule not in dirty_map is zero in every unit, and the fold
- *     and touch map words of every free granule are zero.
+ *  5. A free granule not in dirty_map is zero in every unit, and so is its
+ *     touch byte; the meta block of every free granule is zero.
  *  6. Nothing here calls malloc: chunk bookkeeping is mmap()ed, so that
  *     pcpu__alloc_clean(size, 0), which only tries the lock, may run in a
  *     signal handler.
@@ -72,16 +83,13 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define PCPU_GRAN		8u
-#define PCPU_NGRAN		(unsigned)(PCPU__UNIT_SIZE / PCPU_GRAN)
+#define PCPU_GRAN		PCPU__GRAN
+#define PCPU_NGRAN		PCPU__NGRAN
 #define PCPU_MAP_WORDS		(PCPU_NGRAN / 64)
-/* Words from one fold word to the next: a cache line each.  A unit holds
- * one word per granule, so the fold words take PCPU_FOLD_STRIDE units. */
-#define PCPU_FOLD_STRIDE	8u
 
 struct pcpu_chunk {
 	char *base;			/* unit 0, aligned to pcpu_chunk_align */
-	size_t len;			/* units + touch map */
+	size_t len;			/* units + meta blocks */
 	unsigned free_gran;		/* free granules per unit */
 	unsigned first_free;		/* no free granule below this */
 	struct pcpu_chunk *next;
@@ -180,11 +188,18 @@ static unsigned nr_groups(unsigned nr_slots)
 	return (nr_slots + 63) / 64;
 }
 
+/* Bytes of one meta block for @nr_slots slots: a whole cache line. */
+static size_t meta_size(unsigned nr_slots)
+{
+	return (((size_t)PCPU__META_MASK0 + nr_groups(nr_slots)) * 8 + 63) &
+	       ~(size_t)63;
+}
+
 static struct pcpu_chunk *chunk_create(unsigned nr_slots)
 {
-	/* Units, summary words, mask groups, fold words. */
-	size_t len = ((size_t)nr_slots + 1 + nr_groups(nr_slots) +
-		      PCPU_FOLD_STRIDE) * PCPU__UNIT_SIZE;
+	/* Units, then one meta block per granule. */
+	size_t len = ((size_t)nr_slots << PCPU__UNIT_SHIFT) +
+		     (size_t)PCPU_NGRAN * meta_size(nr_slots);
 	size_t align = pcpu__pow2_at_least(len);
 	struct pcpu_chunk *chunk;
 	char *base;
@@ -258,24 +273,28 @@ static void release_all_chunks(void)
 
 /* --- API ---------------------------------------------------------------- */
 
-/* Zero the granules [off, off + n) of every unit. */
+/* Zero the granules [off, off + n) of every unit, and set their touch
+ * bytes to @touch (1: eager, every slot may update; 0: clean). */
 static void zero_units(struct pcpu_chunk *chunk, unsigned off, unsigned n,
-		       unsigned nr)
+		       unsigned nr, int touch)
 {
 	char *area = chunk->base + (size_t)off * PCPU_GRAN;
+	char *tb = chunk->base + PCPU__SHADOW_OFF + off;
 	unsigned s;
 
-	for (s = 0; s < nr; s++)
+	for (s = 0; s < nr; s++) {
 		memset(area + ((size_t)s << PCPU__UNIT_SHIFT), 0,
 		       (size_t)n * PCPU_GRAN);
+		memset(tb + ((size_t)s << PCPU__UNIT_SHIFT), touch, n);
+	}
 }
 
 /*
  * Find room for @n granules aligned to @a granules, creating a chunk if
- * need be, and zero it: in every unit (@eager), or only where dirty.
- * Called and returns with pcpu_alloc_mutex held.
+ * need be, and zero it: in every unit with every touch byte set (@eager),
+ * or only where dirty.  Called and returns with pcpu_alloc_mutex held.
  */
-static void *alloc_locked(unsigned n, unsigned a, int eager)
+void *pcpu__alloc_locked(unsigned n, unsigned a, int eager)
 {
 	struct pcpu_chunk *chunk;
 	unsigned off = PCPU_NGRAN, nr = pcpu__rt.nr_slots;
@@ -315,7 +334,7 @@ static void *alloc_locked(unsigned n, unsigned a, int eager)
 	 * clean allocation pays this only for granules pcpu_free() dirtied.
 	 */
 	if (eager || find_next_in(chunk->dirty_map, off, off + n, 1) < off + n)
-		zero_units(chunk, off, n, nr);
+		zero_units(chunk, off, n, nr, eager);
 	bits_assign(chunk->dirty_map, off, n, 0);
 	return chunk->base + (size_t)off * PCPU_GRAN;
 }
@@ -337,25 +356,26 @@ PCPU_API void *pcpu_alloc(size_t size, size_t align)
 	a = align > PCPU_GRAN ? (unsigned)(align / PCPU_GRAN) : 1;
 
 	pthread_mutex_lock(&pcpu_alloc_mutex);
-	area = alloc_locked(n, a, 1);
+	area = pcpu__alloc_locked(n, a, 1);
+	if (area)
+		/* Relaxed: published by the caller's own synchronization;
+		 * pcpu_free() (lazy.c) reads it back under this mutex. */
+		__atomic_store_n(&pcpu__meta(area)[PCPU__META_INFO],
+				 INFO_EAGER | INFO_GRAN(n), __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&pcpu_alloc_mutex);
 	return area;
 }
 
-void *pcpu__alloc_clean(size_t size, int wait)
+int pcpu__alloc_lock(int wait)
 {
-	unsigned n = (unsigned)((size + PCPU_GRAN - 1) / PCPU_GRAN);
-	void *area;
+	if (wait)
+		return pthread_mutex_lock(&pcpu_alloc_mutex) ? -1 : 0;
+	return pthread_mutex_trylock(&pcpu_alloc_mutex) ? -1 : 0;
+}
 
-	if (wait) {
-		pthread_mutex_lock(&pcpu_alloc_mutex);
-	} else if (pthread_mutex_trylock(&pcpu_alloc_mutex)) {
-		errno = EAGAIN;
-		return NULL;
-	}
-	area = alloc_locked(n, 1, 0);
+void pcpu__alloc_unlock(void)
+{
 	pthread_mutex_unlock(&pcpu_alloc_mutex);
-	return area;
 }
 
 static void __attribute__((noreturn)) bad_free(void *area, const char *why)
@@ -364,21 +384,20 @@ static void __attribute__((noreturn)) bad_free(void *area, const char *why)
 	abort();
 }
 
-static void free_area(void *area, int dirty)
+/* The chunk of @area, which must be the start of a live area: aborts
+ * otherwise.  pcpu_alloc_mutex held. */
+static struct pcpu_chunk *check_locked(void *area, unsigned *offp)
 {
 	struct pcpu_chunk *chunk;
 	char *base;
-	unsigned off, last, n;
+	unsigned off;
 
-	if (!area)
-		return;
-	pthread_mutex_lock(&pcpu_alloc_mutex);
 	base = (char *)((uintptr_t)area & ~(uintptr_t)(pcpu_chunk_align - 1));
 	/* Validate against our own list before reading the header. */
 	for (chunk = pcpu_chunks; chunk; chunk = chunk->next)
 		if (chunk->base == base)
 			break;
-	if (!chunk || (char *)area >= base + PCPU__UNIT_SIZE ||
+	if (!chunk || (char *)area >= base + PCPU_ALLOC_MAX ||
 	    ((uintptr_t)area % PCPU_GRAN)) {
 		pthread_mutex_unlock(&pcpu_alloc_mutex);
 		bad_free(area, "not a per-CPU area");
@@ -388,6 +407,25 @@ static void free_area(void *area, int dirty)
 		pthread_mutex_unlock(&pcpu_alloc_mutex);
 		bad_free(area, "double free or not the start of an area");
 	}
+	*offp = off;
+	return chunk;
+}
+
+void pcpu__check_area_locked(void *area)
+{
+	unsigned off;
+
+	(void)check_locked(area, &off);
+}
+
+/* Release @area (pcpu_alloc_mutex held): @dirty says whether its copies
+ * may be nonzero.  Aborts on a pointer that is not a live area. */
+void pcpu__free_locked(void *area, int dirty)
+{
+	struct pcpu_chunk *chunk;
+	unsigned off, last, n;
+
+	chunk = check_locked(area, &off);
 	last = find_next(chunk->end_map, off, 1);
 	n = last - off + 1;
 	bits_assign(chunk->alloc_map, off, n, 0);
@@ -412,35 +450,24 @@ static void free_area(void *area, int dirty)
 			chunk_destroy(chunk);
 		}
 	}
-	pthread_mutex_unlock(&pcpu_alloc_mutex);
 }
 
-PCPU_API void pcpu_free(void *area)
-{
-	free_area(area, 1);
-}
-
-void pcpu__free_clean(void *area)
-{
-	free_area(area, 0);
-}
-
-void pcpu__area_touch(const void *area, struct pcpu__touch *t)
+uint64_t *pcpu__meta(const void *area)
 {
 	/* Relaxed: constant while the caller's area is live (invariant 2). */
 	size_t align = __atomic_load_n(&pcpu_chunk_align, __ATOMIC_RELAXED);
 	unsigned nr = __atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
 	uintptr_t base = (uintptr_t)area & ~(uintptr_t)(align - 1);
-	unsigned g = (unsigned)(((uintptr_t)area - base) / PCPU_GRAN);
-	uint64_t *meta = (uint64_t *)(base + ((size_t)nr << PCPU__UNIT_SHIFT));
+	size_t g = ((uintptr_t)area - base) / PCPU_GRAN;
 
-	t->summary = meta + g;
-	t->mask0 = meta + PCPU_NGRAN + g;
-	t->fold = (int64_t *)meta + (size_t)PCPU_NGRAN * (1 + nr_groups(nr)) +
-		  (size_t)g * PCPU_FOLD_STRIDE;
-	t->stride = PCPU_NGRAN;
-	t->nr_groups = nr_groups(nr);
-	t->per_bit = (t->nr_groups + 63) / 64;
+	return (uint64_t *)(base + ((size_t)nr << PCPU__UNIT_SHIFT) +
+			    g * meta_size(nr));
+}
+
+unsigned pcpu__nr_groups(void)
+{
+	/* Relaxed: as in pcpu__meta(). */
+	return nr_groups(__atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED));
 }
 
 PCPU_API void *pcpu_ptr(void *area, unsigned slot)
@@ -455,27 +482,27 @@ PCPU_API void *pcpu_ptr(void *area, unsigned slot)
 	return pcpu__slot_ptr(area, slot);
 }
 
-int pcpu__alloc_set_nr_slots(unsigned n)
+unsigned long pcpu__alloc_live_locked(void)
 {
-	pthread_mutex_lock(&pcpu_alloc_mutex);
-	if (pcpu_live) {
-		pthread_mutex_unlock(&pcpu_alloc_mutex);
+	return pcpu_live;
+}
+
+int pcpu__alloc_set_nr_slots_locked(unsigned n)
+{
+	if (pcpu_live)
 		return -EBUSY;
-	}
 	if (n != pcpu__rt.nr_slots) {
 		release_all_chunks();
-		/* Relaxed: no area is live, so no fast path maps a CPU to a
-		 * slot of one; later allocations read it under this lock. */
-		__atomic_store_n(&pcpu__rt.nr_slots, n, __ATOMIC_RELAXED);
 		pcpu__set_method(n);
+		/* Relaxed: no area is live, so no fast path maps an index to
+		 * a slot of one; later allocations read it under this lock. */
+		__atomic_store_n(&pcpu__rt.nr_slots, n, __ATOMIC_RELAXED);
 	}
-	pthread_mutex_unlock(&pcpu_alloc_mutex);
 	return 0;
 }
 
 /* fork: the child must not find the allocator lock held by a thread it
- * does not have.  Taken after the caches' locks, released before them
- * (cpu.c's handlers). */
+ * does not have (fork.c's lock order). */
 void pcpu__alloc_fork_prepare(void)
 {
 	pthread_mutex_lock(&pcpu_alloc_mutex);

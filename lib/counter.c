@@ -1,95 +1,122 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lib/counter.c - dual-mode counters: the slow paths and the readers.
+ * lib/counter.c - dual-mode counters: ownership, slots, publication, the
+ * readers, and the fork repair.
  *
- * A counter's value is the sum of three parts:
+ * A counter's value is
  *
- *     value = own + shared + fold + sum over touched slots s of
- *             (slots[s] - BIAS)
+ *     value = own + shared + sum over touched slots s of u[s]
  *
- * own     the owner's word (DUAL).  Only the owner thread writes it, with
- *         one non-atomic add instruction (pcpu__own_add()), and only while
- *         the counter has no slots: after the upgrade the owner updates the
- *         slots like any thread, because own shares a cache line with the
- *         fields every adder reads.  It stays part of the value forever, so
- *         an owner update in flight while another thread upgrades the
- *         counter (it saw no slots yet) lands in a word the upgrade does
- *         not touch and is not lost.  LAZY and EAGER counters have no owner
- *         and keep only their initial value here.
- * shared  an atomic word in the counter: updates of non-owners while a
- *         DUAL upgrade cannot allocate, and updates of threads that have no
- *         rseq area under the rseq method.  Rarely written.
- * fold    an atomic word beside the area (alloc.c's side words), alone on
- *         its cache line: slot values folded in once they reach
- *         +/-PCPU_COUNTER_BATCH, which is what makes read() O(1) (but
- *         near INT64_MIN/MAX, where read() sums: see there).  Not in
- *         the counter itself, whose cache line every adder reads: a fold
- *         there would cost every other CPU a cache miss on its next add.
- * slots   a per-CPU area of int64_t.  A slot holds 0 until its CPU first
- *         updates the counter, then PCPU__SLOT_BIAS + v, |v| < BATCH.
+ * own     the owner's word (DUAL).  Only the owner writes it, with one
+ *         plain add instruction (pcpu__own_add()), and only while the
+ *         counter is in owner mode; it stays part of the value, so an
+ *         owner update in flight while another thread shares the counter
+ *         lands in a word the share does not touch and is not lost.
+ * shared  an atomic word: updates of non-owners while a DUAL upgrade
+ *         cannot allocate, and of threads that may not write slots.
+ * u[s]    slot s's running total since the last set/reset.
  *
- * On-demand slots (LAZY, and DUAL after the upgrade).  The area comes from
- * pcpu__alloc_clean(): zero in every slot without anyone writing it.  The
- * first update from a CPU finds 0 outside the fast path's window and comes
- * here: it sets the slot's bit in the area's touch map (alloc.c: a mask
- * word per group of 64 slots and a summary word over the groups), *then*
- * stores BIAS + delta in the slot.  sum, set, reset and destroy walk the
- * summary and masks, so they cost O(touched slots), never O(nr_slots); a
- * touched slot whose store has not landed yet holds 0 and adds nothing.
- * destroy returns the slots and the map words to zero, so the area goes
- * back clean (pcpu__free_clean()) and the next counter pays no memset.
- * EAGER counters have no touch map: pcpu_alloc() zeroed every slot, a CPU
- * still stores BIAS on its first update, and the readers visit all slots.
+ * Each slot's copy is four words: { u, q, w, spare }, 16-byte aligned.
+ * P = q + (batch - 1) is the slot's *published* part, and the counter's
+ * fold word F (in the meta block of the counter's first granule, alloc.c;
+ * a line no other object writes) holds the sum of the published parts:
  *
- * Slot writes.  Under the rseq method a slot is written only inside an
- * rseq sequence on its own CPU (the fast path in counter.h, or
- * rseq_store_if() here), so plain loads and stores suffice; under the
- * atomic method only by CAS.  Both give store_if(p, old, new): "if the
- * slot still holds old, store new", the one primitive the slow path needs
- * for first touch and folds alike.
+ *     read() = own + shared + F,   |u[s] - P[s]| <= batch - 1
  *
- * Upgrade.  A non-owner of a DUAL counter that finds no slots takes a clean
- * area and installs it with a release CAS from NULL; the loser of a race
- * frees its area and uses the winner's.  Adders load the pointer with
- * acquire, so the area's clean state happens before their first write.
- * The upgrade from an add only *tries* the allocator lock: when it is busy
- * (possibly held by the very thread a signal handler interrupted) or out of
- * memory, the update goes to `shared` and a later update tries again.
+ * w is 2 * batch - 1 once the slot is touched, 0 before.  The fast path
+ * (pcpu__rseq_counter_add(), pcpu__atomic_slot_add()) commits u + delta
+ * when (u + delta) - q < w, unsigned, i.e. when the new total stays within
+ * batch - 1 of P; otherwise, and on a slot's first touch (w == 0), the
+ * slow path here publishes: it stores u = n and q = n - (batch - 1) in one
+ * step (a 16-byte store at the end of an rseq sequence, or a 16-byte
+ * CAS), then adds n - P_old to F.
+ *
+ * Why this shape.  No value ever moves between two words: an update is
+ * one store (or one atomic RMW) to one word, and a publication changes
+ * only P and F, which no sum reads.  So a sum counts every completed
+ * update exactly once, with no lock, retry or sequence count, and for a
+ * counter whose updates are all non-negative successive sums never
+ * decrease (each word it reads only grows).  And fork() cannot split an
+ * update; it can split a publication between its two writes (P, then F),
+ * which only read() sees: the child repairs F from the P of every touched
+ * slot of each counter that a thread now gone was publishing, recorded in
+ * that thread's fold journal (below).  Nothing on any update path waits,
+ * and nothing written per update or per publication is shared by two
+ * counters or by the process.
+ *
+ * Ownership (DUAL).  owner is 0 after init and reset; the first updater
+ * claims it with a CAS from 0 (a signal handler that claims first, on the
+ * same thread, leaves the same value, so both adds go to own).  A second
+ * thread shares the counter: it installs a clean area if the counter has
+ * none (release CAS on slots), then sets owner to PCPU__OWNER_SLOTS with
+ * a release CAS; adders that see the tag use the slots.  reset() puts
+ * owner back to 0 and keeps the area, zeroed: the next share installs
+ * nothing.
+ *
+ * On-demand slots.  LAZY counters and DUAL upgrades take their area from
+ * lazy.c (a clean area from the caller's slot's cache, no global lock).
+ * A slot's first update marks it in the counter's touch map before its
+ * first store; sum, set, reset and destroy walk the map: O(touched).
+ * EAGER counters take a pcpu_alloc() area (zeroed everywhere, under the
+ * global mutex) and visit every slot.
+ *
+ * Slot writes.  Under the rseq methods u and q are written only inside
+ * rseq sequences on the slot's own index, so plain loads and stores
+ * suffice; under the atomic method u only by CAS (8 or 16 bytes).  w is
+ * written only 0 -> 2 * batch - 1 by a CAS (idempotent) and back to 0 by
+ * destroy.
  *
  * Invariants:
  *  1. Only the owner writes own (after init/set/reset, which the caller
  *     serializes with everything).
- *  2. slots goes from NULL to an area at most once per init, and back to
- *     NULL only in destroy.
- *  3. When no update is in flight, a touched slot holds BIAS + v with
- *     |v| < BATCH, an untouched one 0.  Hence
- *     |sum - read| <= (BATCH - 1) * touched slots.
- *  4. A slot is touched (non-zero) only after its bit is set in the touch
- *     map (LAZY/DUAL), and the map is cleared only with every slot zero.
+ *  2. slots goes from the batch tag to an area at most once per init, and
+ *     back only in destroy.  owner gets PCPU__OWNER_SLOTS only after the
+ *     area is installed.
+ *  3. When no update is in flight: an untouched slot is all zero; a
+ *     touched one has w = 2 * batch - 1 and |u - P| <= batch - 1; and
+ *     F = sum of P over touched slots.  Hence |sum - read| <= (batch - 1)
+ *     * touched slots.
+ *  4. A slot is in the touch map (LAZY/DUAL) before its first store; the
+ *     map is cleared only with every slot zero.
  *  5. Counters of a LAZY or EAGER init_many group borrow a slice of the
  *     group leader's area (PCPU__OWNER_MEMBER); only the leader frees it.
+ *  6. Between its first and last write of a slow-path update, a thread's
+ *     fold journal names the counter.
  */
 #include "internal.h"
 
 #include <errno.h>
-#include <sched.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
+#define SLOT_WORDS	4u
+#define SLOT_BYTES	(SLOT_WORDS * sizeof(int64_t))
 /* How many LAZY/EAGER counters share one per-CPU area in init_many(). */
-#define PCPU_GROUP_MAX	(unsigned)(PCPU_ALLOC_MAX / sizeof(int64_t))
-#define BIAS		PCPU__SLOT_BIAS
-#define BATCH		PCPU_COUNTER_BATCH
+#define PCPU_GROUP_MAX	(unsigned)(PCPU_ALLOC_MAX / SLOT_BYTES)
+#define TAG_LIMIT	((uintptr_t)4096)	/* below: a batch tag */
 
 static int is_eager(const struct pcpu_counter *c)
 {
 	return (c->pcpu__owner & PCPU__OWNER_EAGER) != 0;
 }
 
-static int64_t *load_slots(const struct pcpu_counter *c)
+static int is_dual(const struct pcpu_counter *c)
 {
-	/* Acquire: pairs with the release CAS in upgrade(); the area's clean
+	/* Relaxed: the policy bits never change after init. */
+	uintptr_t o = __atomic_load_n(&c->pcpu__owner, __ATOMIC_RELAXED);
+
+	return !(o & (PCPU__OWNER_EAGER | PCPU__OWNER_LAZY));
+}
+
+/* The counter's area, or NULL (a DUAL counter that has none). */
+static int64_t *area_of(const struct pcpu_counter *c)
+{
+	/* Acquire: pairs with the release CAS in install(); the area's clean
 	 * state happens before the caller reads or writes its slots. */
-	return __atomic_load_n(&c->pcpu__slots, __ATOMIC_ACQUIRE);
+	int64_t *a = __atomic_load_n(&c->pcpu__slots, __ATOMIC_ACQUIRE);
+
+	return (uintptr_t)a < TAG_LIMIT ? NULL : a;
 }
 
 static uint64_t *slot_at(int64_t *slots, unsigned s)
@@ -97,306 +124,368 @@ static uint64_t *slot_at(int64_t *slots, unsigned s)
 	return (uint64_t *)pcpu__slot_ptr(slots, s);
 }
 
-/* The value a slot contributes. */
-static int64_t slot_value(uint64_t x)
+/* log2 of the batch: from the meta block once there is an area, from the
+ * tag in pcpu__slots before. */
+static unsigned batch_log2(const struct pcpu_counter *c, const int64_t *slots)
 {
-	return x ? (int64_t)(x - BIAS) : 0;
-}
+	uintptr_t t;
 
-/* --- side words: fold total and touch map -------------------------------- */
+	if (slots)
+		/* Relaxed: written before the area was published. */
+		return (unsigned)INFO_BATCH_OF(__atomic_load_n(
+			&pcpu__meta(slots)[PCPU__META_INFO], __ATOMIC_RELAXED));
+	t = (uintptr_t)__atomic_load_n(&c->pcpu__slots, __ATOMIC_RELAXED);
+	return t && t < TAG_LIMIT ? (unsigned)t : PCPU__COUNTER_LOG2_MIN;
+}
 
 static int64_t *fold_word(const int64_t *slots)
 {
-	struct pcpu__touch t;
-
-	pcpu__area_touch(slots, &t);
-	return t.fold;
+	return (int64_t *)&pcpu__meta(slots)[PCPU__META_FOLD];
 }
 
-static void mark_touched(const int64_t *slots, unsigned s)
-{
-	struct pcpu__touch t;
-	unsigned grp = s / 64;
-	uint64_t *m;
-
-	pcpu__area_touch(slots, &t);
-	m = t.mask0 + grp * t.stride;
-	/*
-	 * Relaxed RMWs, before the slot's first store: a reader that misses
-	 * the bit skips the slot, which is right while this update is in
-	 * flight; a reader that happens after the update (joined the thread,
-	 * say) sees both.  Test first: the map words are shared by all CPUs
-	 * of the group and written once per slot, not once per update.
-	 */
-	if (!(__atomic_load_n(m, __ATOMIC_RELAXED) & (1ull << (s % 64))))
-		__atomic_fetch_or(m, 1ull << (s % 64), __ATOMIC_RELAXED);
-	if (!(__atomic_load_n(t.summary, __ATOMIC_RELAXED) &
-	      (1ull << (grp / t.per_bit))))
-		__atomic_fetch_or(t.summary, 1ull << (grp / t.per_bit),
-				  __ATOMIC_RELAXED);
-}
-
-enum visit_op { VISIT_SUM, VISIT_COUNT, VISIT_RESET, VISIT_CLEAN };
+/* --- fold journals -------------------------------------------------------- */
 
 /*
- * Apply @op to every touched slot (every slot for EAGER): sum their
- * values, count them, store BIAS (set/reset: touched, value 0), or store 0
- * and clear the map (destroy).  O(touched slots) for LAZY and DUAL.
+ * A thread's journal names the counters it is updating on the slow path
+ * (a stack: a signal handler's update nests in its thread's).  Journals
+ * are records in mmap()ed pages that are never unmapped, on one list that
+ * only grows (a CAS on its head, once per record: per thread creation,
+ * not per update); a thread claims a free record on its first slow path
+ * and gives it back at exit (a pthread key destructor).  The child of a
+ * fork() walks the list: each record of a thread that did not survive
+ * and names a counter gets that counter's F recomputed, then the record
+ * is freed.  The forking thread's own record is left alone: an update of
+ * its own that fork() interrupted (from a signal handler) resumes in the
+ * child and completes there.
+ */
+#define JOURNAL_DEPTH	16
+
+struct journal {
+	uintptr_t owner;		/* thread pointer, 0 if free */
+	struct journal *next;		/* constant once on the list */
+	unsigned depth;			/* updates in flight */
+	const struct pcpu_counter *c[JOURNAL_DEPTH];
+};
+
+static struct journal *journals;	/* list head */
+static __thread struct journal *my_journal
+	__attribute__((tls_model("initial-exec")));
+static pthread_key_t journal_key;
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
+static int journal_key_ok;
+
+static void journal_thread_exit(void *arg)
+{
+	struct journal *j = arg;
+
+	/* Release: our last writes to the record before the next claimer's
+	 * acquire CAS. */
+	__atomic_store_n(&j->depth, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&j->owner, 0, __ATOMIC_RELEASE);
+	my_journal = NULL;
+}
+
+static void journal_setup(void)
+{
+	journal_key_ok = pthread_key_create(&journal_key,
+					    journal_thread_exit) == 0;
+}
+
+static struct journal *journal_claim(void)
+{
+	uintptr_t self = pcpu__tp(), zero;
+	struct journal *j, *page, *head;
+	size_t i, n = 4096 / sizeof(struct journal);
+
+	/* Acquire: the records and their next links as pushed. */
+	for (j = __atomic_load_n(&journals, __ATOMIC_ACQUIRE); j; j = j->next) {
+		zero = 0;
+		/* Acquire: the previous owner's release at its exit. */
+		if (__atomic_load_n(&j->owner, __ATOMIC_RELAXED) == 0 &&
+		    __atomic_compare_exchange_n(&j->owner, &zero, self, 0,
+						__ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			goto claimed;
+	}
+	/* A raw mapping, never unmapped (static state of the library, not
+	 * counted by the fault-injection build). */
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page == MAP_FAILED)
+		return NULL;
+	/* A page of records, the first one ours; then the page goes on the
+	 * list in one push (release: the records' contents first). */
+	page[0].owner = self;
+	for (i = 0; i + 1 < n; i++)
+		page[i].next = &page[i + 1];
+	head = __atomic_load_n(&journals, __ATOMIC_RELAXED);
+	do
+		page[n - 1].next = head;
+	while (!__atomic_compare_exchange_n(&journals, &head, page, 1,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+	j = page;
+claimed:
+	/* Without the key the record is never given back (a leak of one
+	 * record per thread, and still correct). */
+	if (journal_key_ok && pcpu__setspecific(journal_key, j)) {
+		__atomic_store_n(&j->owner, 0, __ATOMIC_RELEASE);
+		return NULL;
+	}
+	my_journal = j;
+	return j;
+}
+
+/* Enter @c in the journal: returns the depth to give to journal_exit(),
+ * or -1 without a journal. */
+static int journal_enter(const struct pcpu_counter *c)
+{
+	struct journal *j = my_journal;
+	unsigned d;
+
+	if (pcpu__unlikely(!j) && !(j = journal_claim()))
+		return -1;
+	d = j->depth;
+	/*
+	 * The depth first, then the entry: a signal handler that interrupts
+	 * us in between uses the next entry.  Signal fences: only this
+	 * thread (and a fork child, which sees a prefix of our writes) reads
+	 * these; an entry is NULL until it names a counter.
+	 */
+	j->depth = d + 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (d < JOURNAL_DEPTH)
+		__atomic_store_n(&j->c[d], c, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return (int)d;
+}
+
+static void journal_exit(int d)
+{
+	struct journal *j = my_journal;
+
+	if (d < 0)
+		return;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (d < JOURNAL_DEPTH)
+		__atomic_store_n(&j->c[d], NULL, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	j->depth = (unsigned)d;
+}
+
+/* --- slot visits ---------------------------------------------------------- */
+
+enum visit_op { VISIT_SUM, VISIT_COUNT, VISIT_RESET, VISIT_CLEAN, VISIT_REPAIR };
+
+/*
+ * Apply @op to every touched slot (every slot for EAGER): sum u, count,
+ * zero u and P (set/reset), zero everything and clear the map (destroy),
+ * or recompute F (fork child).  O(touched slots) for LAZY and DUAL.
  */
 static int64_t visit(const struct pcpu_counter *c, int64_t *slots,
 		     enum visit_op op)
 {
 	/* Relaxed: constant while the counter holds an area. */
 	unsigned nr = __atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
-	struct pcpu__touch t;
-	uint64_t sum, m;
-	unsigned g, grp, end, s;
-	int64_t acc = 0;
+	uint64_t b1 = ((uint64_t)1 << batch_log2(c, slots)) - 1, acc = 0;
+	uint64_t *meta = pcpu__meta(slots);
+	struct pcpu__touch_iter it;
+	int eager = is_eager(c), t;
+	unsigned s = 0;
 
-	if (is_eager(c)) {
-		if (op == VISIT_COUNT)
-			return nr;
-		for (s = 0; s < nr; s++) {
-			uint64_t *p = slot_at(slots, s);
-
-			/* Relaxed: a reader of independent words, or a writer
-			 * serialized with all updates (set/reset/destroy). */
-			if (op == VISIT_SUM)
-				acc += slot_value(__atomic_load_n(p, __ATOMIC_RELAXED));
-			else
-				__atomic_store_n(p, 0, __ATOMIC_RELAXED);
-		}
-		return acc;
-	}
-	pcpu__area_touch(slots, &t);
-	/*
-	 * Relaxed, summary, masks and slots alike: each word is read whole
-	 * and the sum of independent words is a snapshot by contract
-	 * (invariants 3, 4); a touch that a reader misses was an update in
-	 * flight.  The clean, reset and set writers are serialized with every
-	 * update by the caller.
-	 */
-	sum = __atomic_load_n(t.summary, __ATOMIC_RELAXED);
-	while (sum) {
-		g = (unsigned)__builtin_ctzll(sum);
-		sum &= sum - 1;
-		grp = g * t.per_bit;
-		end = grp + t.per_bit < t.nr_groups ? grp + t.per_bit : t.nr_groups;
-		for (; grp < end; grp++) {
-			uint64_t *mp = t.mask0 + grp * t.stride;
-
-			m = __atomic_load_n(mp, __ATOMIC_RELAXED);
-			if (op == VISIT_COUNT)
-				acc += __builtin_popcountll(m);
-			while (m && op != VISIT_COUNT) {
-				s = grp * 64 + (unsigned)__builtin_ctzll(m);
-				m &= m - 1;
-				if (op == VISIT_SUM)
-					acc += slot_value(__atomic_load_n(slot_at(slots, s),
-									  __ATOMIC_RELAXED));
-				else
-					__atomic_store_n(slot_at(slots, s),
-							 op == VISIT_RESET ? BIAS : 0,
-							 __ATOMIC_RELAXED);
-			}
-			if (op == VISIT_CLEAN)
-				__atomic_store_n(mp, 0, __ATOMIC_RELAXED);
-		}
-	}
-	if (op == VISIT_CLEAN)
-		__atomic_store_n(t.summary, 0, __ATOMIC_RELAXED);
-	return acc;
-}
-
-/* --- folds and fork() ----------------------------------------------------- */
-
-/*
- * A fold moves a slot's value into the fold word with two writes: the
- * slot's store_if (BIAS + 0) and then the fetch_add on the fold word.  A
- * concurrent sum may miss or double-count the value in between, as it
- * may any update in flight.  fork() is different: it copies memory at one
- * instant and the folding thread does not exist in the child, so a fold
- * caught between its two writes would leave the child's counter wrong
- * forever, by up to BATCH - 1 per CPU.  (Every other counter update is one
- * store or one atomic instruction, which fork() copies whole.)
- *
- * So folds pass a gate that the fork prepare handler closes.  A folder
- * counts itself in fold_busy, then checks fold_stop; the handler sets
- * fold_stop, then waits for fold_busy to drop to the forking thread's own
- * share.  Both sides write one word and then read the other's with
- * seq_cst (Dekker): either the folder sees the stop and backs out before
- * its first write, or the handler sees it counted and waits for its
- * second.  The gate costs a fold (one in BATCH updates per CPU) two
- * atomic RMWs on one process-wide line; no fast-path update touches it.
- *
- * The handler runs after cpu.c has taken every library lock, so no folder
- * can be waiting at the gate while it holds a lock the handler needs; a
- * folder holds nothing while it waits.  A signal handler that folds on a
- * thread interrupted mid-fold is let through (fold_depth): its outer fold
- * already counts, and it must not wait for a fork that waits for it.
- */
-static unsigned long fold_busy;		/* folds between their two writes */
-static int fold_stop;			/* a fork is being prepared */
-static __thread unsigned fold_depth	/* this thread's folds in flight */
-	__attribute__((tls_model("initial-exec")));
-
-static void fold_enter(void)
-{
-	unsigned spins = 0;
-
-	if (fold_depth++ > 0)
-		return;		/* nested in our own fold: counted already */
+	if (!eager)
+		pcpu__touch_begin(&it, meta);
 	for (;;) {
-		/* Seq_cst RMW then seq_cst load: the folder's half of the
-		 * Dekker pair described above. */
-		__atomic_fetch_add(&fold_busy, 1, __ATOMIC_SEQ_CST);
-		if (!__atomic_load_n(&fold_stop, __ATOMIC_SEQ_CST))
-			return;
-		/* Release: nothing of ours was written; just uncount. */
-		__atomic_fetch_sub(&fold_busy, 1, __ATOMIC_RELEASE);
-		/* Relaxed: a hint only; the seq_cst pair above decides. */
-		while (__atomic_load_n(&fold_stop, __ATOMIC_RELAXED)) {
-			if (++spins > 64)
-				sched_yield();
+		uint64_t *p;
+
+		if (eager) {
+			if (s >= nr)
+				break;
+			t = (int)s++;
+		} else if ((t = pcpu__touch_next(&it)) < 0) {
+			break;
+		}
+		p = slot_at(slots, (unsigned)t);
+		/*
+		 * Relaxed: a reader of independent words (each read whole:
+		 * the sum of what they hold is a snapshot by contract), or a
+		 * writer serialized with all updates by the caller
+		 * (set/reset/destroy, the fork child).
+		 */
+		switch (op) {
+		case VISIT_SUM:
+			acc += __atomic_load_n(p, __ATOMIC_RELAXED);
+			break;
+		case VISIT_COUNT:
+			acc++;
+			break;
+		case VISIT_RESET:
+			if (__atomic_load_n(p + 2, __ATOMIC_RELAXED)) {
+				__atomic_store_n(p, 0, __ATOMIC_RELAXED);
+				__atomic_store_n(p + 1, -b1, __ATOMIC_RELAXED);
+			}
+			break;
+		case VISIT_CLEAN:
+			__atomic_store_n(p, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(p + 1, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(p + 2, 0, __ATOMIC_RELAXED);
+			break;
+		case VISIT_REPAIR:
+			/* A first touch cut short: committed, w not yet set. */
+			if (!p[2] && (p[0] || p[1]))
+				p[2] = 2 * b1 + 1;
+			if (p[2])
+				acc += p[1] + b1;
+			break;
 		}
 	}
+	if (op == VISIT_CLEAN && !eager)
+		pcpu__touch_clear(meta);
+	return (int64_t)acc;
 }
 
-static void fold_exit(void)
+/* --- the slow path -------------------------------------------------------- */
+
+/* w := 2 * batch - 1 if still 0 (idempotent; any CPU may do it). */
+static void set_w(uint64_t *p, uint64_t w)
 {
-	if (--fold_depth > 0)
-		return;
-	/* Release: our two writes before the handler's acquire load that
-	 * sees the count drop, so the fork copies both. */
-	__atomic_fetch_sub(&fold_busy, 1, __ATOMIC_RELEASE);
+	uint64_t zero = 0;
+
+	/* Relaxed: w orders nothing; the fast path reads it inside its
+	 * sequence (or before its CAS) and a stale 0 only sends it here. */
+	__atomic_compare_exchange_n(p + 2, &zero, w, 0, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
 }
 
-void pcpu__counter_fork_prepare(void)
+/* The atomic method's 16-byte compare-and-swap of u and q. */
+static int cas2(uint64_t *p, uint64_t o0, uint64_t o1, uint64_t n0,
+		uint64_t n1)
 {
-	unsigned long mine = fold_depth > 0;	/* fork from a signal handler
-						   that interrupted our fold */
-	unsigned spins = 0;
+#if defined(__x86_64__) && !PCPU__TSAN
+	unsigned char ok;
 
-	/* Seq_cst store then seq_cst load: the handler's half of the pair. */
-	__atomic_store_n(&fold_stop, 1, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(&fold_busy, __ATOMIC_SEQ_CST) != mine) {
-		if (++spins > 64)
-			sched_yield();
-	}
-}
+	__asm__ __volatile__ ("lock cmpxchg16b %1\n\tsetz %0"
+			      : "=q" (ok), "+m" (*(unsigned __int128 *)p),
+				"+a" (o0), "+d" (o1)
+			      : "b" (n0), "c" (n1)
+			      : "memory", "cc");
+	return ok ? 0 : -1;
+#else
+	unsigned __int128 o = ((unsigned __int128)o1 << 64) | o0;
+	unsigned __int128 n = ((unsigned __int128)n1 << 64) | n0;
 
-void pcpu__counter_fork_parent(void)
-{
-	/* Release: a waiting folder's relaxed poll only needs to see it
-	 * eventually; it then runs the seq_cst pair again. */
-	__atomic_store_n(&fold_stop, 0, __ATOMIC_RELEASE);
-}
-
-void pcpu__counter_fork_child(void)
-{
-	/* Only this thread exists: folders that backed out on the way (their
-	 * increment copied, their decrement not) are gone. */
-	__atomic_store_n(&fold_busy, fold_depth > 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&fold_stop, 0, __ATOMIC_RELAXED);
-}
-
-/* --- slot writes -------------------------------------------------------- */
-
-#ifdef PCPU__HAVE_RSEQ_ASM
-/*
- * On CPU @cpu, if *@p == @old, store @new, in one restartable sequence.
- * 0 if stored; -1 if the thread is not on @cpu, *@p changed, or the
- * sequence was aborted (the caller starts over with fresh values).
- */
-static int rseq_store_if(uint64_t *p, uint64_t old, uint64_t new,
-			 unsigned cpu, long off)
-{
-	__asm__ __volatile__ goto (
-		PCPU__RSEQ_CS
-		PCPU__RSEQ_ARM
-		"1:\n\t"
-		"cmpl %[cpu], %%fs:4(%[off])\n\t"	/* still on @cpu? */
-		"jnz %l[fail]\n\t"
-		"cmpq %[old], (%[p])\n\t"
-		"jnz %l[fail]\n\t"
-		"movq %[new], (%[p])\n\t"		/* commit */
-		"2:\n\t"
-		PCPU__RSEQ_ABORT("%l[fail]")
-		: /* no outputs */
-		: [off] "r" (off), [p] "r" (p), [old] "r" (old),
-		  [new] "r" (new), [cpu] "r" (cpu)
-		: "memory", "cc", "rax"
-		: fail);
-	return 0;
-fail:
-	return -1;
-}
+	/* Relaxed: as the 8-byte CAS of the fast path. */
+	return __atomic_compare_exchange_n((unsigned __int128 *)p, &o, n, 0,
+					   __ATOMIC_RELAXED,
+					   __ATOMIC_RELAXED) ? 0 : -1;
 #endif
+}
 
 /*
- * The slow path of a slot update: first touch, fold, or a CAS/rseq that
- * the fast path could not finish.  Returns -1 (nothing done) when the
- * thread may not write slots (rseq method, no rseq area).
+ * Add @delta to the caller's slot, touching and publishing as needed.
+ * -1 (nothing done) when the thread may not write slots.
  */
-static int slot_add_slow(struct pcpu_counter *c, int64_t *slots,
-			 int64_t delta)
+static int slot_update(const struct pcpu_counter *c, int64_t *slots,
+		       int64_t delta)
 {
 	unsigned method = __atomic_load_n(&pcpu__rt.method, __ATOMIC_RELAXED);
-	uint64_t *p, x, n;
-	int64_t v, carry;
-	unsigned cpu;
-	int gated = 0;
+	unsigned nr = __atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
+	uint64_t b1 = ((uint64_t)1 << batch_log2(c, slots)) - 1, w = 2 * b1 + 1;
+	uint64_t *p, x, q, pw, n, pold, qnew, carry;
+	unsigned idx, slot;
+	int d, r;
 
 	if (method != PCPU__METHOD_ATOMIC && pcpu__rseq_ready())
 		return -1;
+	d = journal_enter(c);
 	for (;;) {
-		cpu = pcpu__cpu();
-		p = slot_at(slots, pcpu__slot_of(cpu));
-		/* Relaxed: compared again by the store_if below. */
-		x = __atomic_load_n(p, __ATOMIC_RELAXED);
-		if (x == 0 && !is_eager(c))
-			mark_touched(slots, pcpu__slot_of(cpu));
-		/* Unsigned arithmetic: int64 wrap-around, no overflow UB. */
-		v = (int64_t)((uint64_t)slot_value(x) + (uint64_t)delta);
-		carry = 0;
-		if (v >= BATCH || v <= -BATCH) {
-			carry = v;
-			v = 0;
-			/* Through the fork gate before the slot gives the
-			 * value up; out after the fold word has it. */
-			if (!gated) {
-				fold_enter();
-				gated = 1;
-			}
+		idx = pcpu__index();
+		if (method != PCPU__METHOD_ATOMIC && idx >= nr) {
+			/* Cannot be under the rules of cpu.c; never write a
+			 * slot an rseq sequence of another index owns. */
+			journal_exit(d);
+			return -1;
 		}
-		n = BIAS + (uint64_t)v;
+		slot = pcpu__slot_of(idx);
+		p = slot_at(slots, slot);
+		/* Relaxed: compared again by the commit below. */
+		x = __atomic_load_n(p, __ATOMIC_RELAXED);
+		q = __atomic_load_n(p + 1, __ATOMIC_RELAXED);
+		pw = __atomic_load_n(p + 2, __ATOMIC_RELAXED);
+		if (!pw) {
+			if (x || q) {
+				/* Another thread's first touch, cut short. */
+				set_w(p, w);
+				continue;
+			}
+			if (!is_eager(c))
+				pcpu__touch_mark(pcpu__meta(slots), slot);
+			pold = 0;
+		} else {
+			pold = q + b1;
+		}
+		n = x + (uint64_t)delta;
+		if (n - (pold - b1) < w) {
+			qnew = pold - b1;	/* stays within the batch */
+			carry = 0;
+		} else {
+			qnew = n - b1;		/* publish n */
+			carry = n - pold;
+		}
 #ifdef PCPU__HAVE_RSEQ_ASM
 		if (method != PCPU__METHOD_ATOMIC) {
-			if (rseq_store_if(p, x, n, cpu, pcpu__rt.rseq_off) == 0)
-				break;
-			continue;
-		}
+			if (!pw || carry)
+				r = pcpu__rseq_store2_if(p, x, q, n, qnew, idx,
+							 pcpu__rt.rseq_off,
+							 pcpu__rt.rseq_idx);
+			else
+				r = pcpu__rseq_store_if(p, x, n, idx,
+							pcpu__rt.rseq_off,
+							pcpu__rt.rseq_idx);
+		} else
 #endif
-		if (__atomic_compare_exchange_n(p, &x, n, 0, __ATOMIC_RELAXED,
-						__ATOMIC_RELAXED))
+		if (!pw || carry || q != qnew)
+			r = cas2(p, x, q, n, qnew);
+		else
+			r = __atomic_compare_exchange_n(p, &x, n, 0,
+							__ATOMIC_RELAXED,
+							__ATOMIC_RELAXED) ? 0 : -1;
+		if (r == 0)
 			break;
 	}
-	/* Relaxed: the value moves between two words that readers load
-	 * independently; a sum concurrent with the fold may count it twice
-	 * or not at all, which the contract allows for in-flight updates. */
+	if (!pw)
+		set_w(p, w);
+	/* Relaxed: F is read whole by read(); it orders nothing. */
 	if (carry)
-		__atomic_fetch_add(fold_word(slots), carry, __ATOMIC_RELAXED);
-	if (gated)
-		fold_exit();
+		__atomic_fetch_add(fold_word(slots), (int64_t)carry,
+				   __ATOMIC_RELAXED);
+	journal_exit(d);
 	return 0;
 }
 
-/* Install per-CPU slots in a DUAL counter; NULL if that cannot be now. */
-static int64_t *upgrade(struct pcpu_counter *c, int wait)
+/* A clean area for one DUAL counter, batch 2^@k; NULL if none now. */
+static int64_t *new_area(unsigned k, int wait)
 {
-	int64_t *area, *expected = NULL;
+	int64_t *area = pcpu__lazy_alloc(SLOT_BYTES, 16, INFO_COUNTER, wait);
 
-	area = pcpu__alloc_clean(sizeof(int64_t), wait);
+	if (area) {
+		uint64_t *iw = &pcpu__meta(area)[PCPU__META_INFO];
+
+		/* Relaxed: not yet published (install()'s release CAS). */
+		__atomic_store_n(iw, __atomic_load_n(iw, __ATOMIC_RELAXED) |
+				 INFO_BATCH(k), __ATOMIC_RELAXED);
+	}
+	return area;
+}
+
+/* Give a DUAL counter its area back, or a new one; NULL if none now. */
+static int64_t *install(struct pcpu_counter *c, int wait)
+{
+	int64_t *area = area_of(c), *expected;
+
+	if (area)
+		return area;
+	expected = __atomic_load_n(&c->pcpu__slots, __ATOMIC_RELAXED);
+	area = new_area(batch_log2(c, NULL), wait);
 	if (!area)
 		return NULL;
 	/*
@@ -407,31 +496,76 @@ static int64_t *upgrade(struct pcpu_counter *c, int wait)
 	if (__atomic_compare_exchange_n(&c->pcpu__slots, &expected, area, 0,
 					__ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
 		return area;
-	pcpu__free_clean(area);
+	pcpu__lazy_release(area);
 	return expected;
+}
+
+/* Switch a DUAL counter to the slots (it has an area). */
+static void to_slots(struct pcpu_counter *c)
+{
+	uintptr_t o = __atomic_load_n(&c->pcpu__owner, __ATOMIC_RELAXED);
+
+	/* Release: the area installed before the tag that sends adders to
+	 * it (their acquire fence in pcpu_counter_add()). */
+	while (!(o & PCPU__OWNER_SLOTS) &&
+	       !__atomic_compare_exchange_n(&c->pcpu__owner, &o,
+					    PCPU__OWNER_SLOTS, 1,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
 }
 
 PCPU_API void pcpu__counter_add_slow(struct pcpu_counter *c, int64_t delta)
 {
-	int64_t *slots = load_slots(c);
+	/* An add never fails, so it leaves errno alone (a signal handler's
+	 * add must not spoil the interrupted code's). */
+	int saved = errno;
+	uintptr_t self = pcpu__tp(), o;
+	int64_t *slots;
 
-	if (!slots && !(c->pcpu__owner & PCPU__OWNER_TAGS)) {
-		/* An add never fails, so it leaves errno alone (a signal
-		 * handler's add must not spoil the interrupted code's). */
-		int saved = errno;
-
-		slots = upgrade(c, 0);
-		errno = saved;
+	/* Acquire: pairs with to_slots()'s release. */
+	o = __atomic_load_n(&c->pcpu__owner, __ATOMIC_ACQUIRE);
+	if (o == 0) {
+		/* No owner: claim it.  Acquire (on failure: a tag set by a
+		 * share, whose area we then use); on success ownership orders
+		 * nothing but who writes own, which only the owner reads. */
+		if (__atomic_compare_exchange_n(&c->pcpu__owner, &o, self, 0,
+						__ATOMIC_ACQUIRE,
+						__ATOMIC_ACQUIRE) ||
+		    o == self) {	/* our own signal handler claimed it */
+			pcpu__own_add(&c->pcpu__own, delta);
+			return;
+		}
 	}
-	if (slots && slot_add_slow(c, slots, delta) == 0)
+	if (o == self) {
+		pcpu__own_add(&c->pcpu__own, delta);
 		return;
+	}
+	if (!(o & PCPU__OWNER_SLOTS)) {
+		/* A second thread: share.  The upgrade only tries the
+		 * allocator (a signal handler may have interrupted its
+		 * holder). */
+		pcpu__init();
+		slots = install(c, 0);
+		if (!slots) {
+			errno = saved;
+			goto shared;
+		}
+		to_slots(c);
+	}
+	slots = area_of(c);
+	if (slots && slot_update(c, slots, delta) == 0) {
+		errno = saved;
+		return;
+	}
+	errno = saved;
+shared:
 	/* No slots, or no rseq for this thread: stay exact on the shared
 	 * word.  Relaxed: an atomic RMW loses nothing; readers are
 	 * approximate anyway. */
 	__atomic_fetch_add(&c->pcpu__shared, delta, __ATOMIC_RELAXED);
 }
 
-/* --- init and destroy ---------------------------------------------------- */
+/* --- init and destroy ----------------------------------------------------- */
 
 static void init_one(struct pcpu_counter *c, int64_t value, uintptr_t owner,
 		     int64_t *slots)
@@ -449,59 +583,73 @@ static int is_leader(const struct pcpu_counter *c)
 	return !(c->pcpu__owner & PCPU__OWNER_MEMBER);
 }
 
-static void free_slots(const struct pcpu_counter *c, int64_t *slots)
+static void free_area(const struct pcpu_counter *c, int64_t *slots)
 {
 	if (is_eager(c))
 		pcpu_free(slots);
 	else
-		pcpu__free_clean(slots);
+		pcpu__lazy_release(slots);
 }
 
 PCPU_API int pcpu_counter_init_many(struct pcpu_counter *c, int64_t value,
 				    unsigned flags, unsigned n)
 {
+	unsigned k = PCPU__COUNTER_BATCH_OF(flags), i, j, m;
 	uintptr_t tag;
-	unsigned i, j, k;
 	int64_t *area;
 
-	if (!c || n == 0)
+	if (!c || n == 0 || (flags & ~(PCPU__COUNTER_POLICY |
+				       PCPU_COUNTER_BATCH_LOG2(0xff))))
 		return -EINVAL;
-	switch (flags) {
-	case PCPU_COUNTER_DUAL: {
-		uintptr_t self = pcpu__tp();
-
+	if (k == 0)
+		k = PCPU__COUNTER_LOG2_MIN;
+	else if (k < PCPU__COUNTER_LOG2_MIN || k > PCPU__COUNTER_LOG2_MAX)
+		return -EINVAL;
+	pcpu__init();
+	pthread_once(&journal_once, journal_setup);
+	switch (flags & PCPU__COUNTER_POLICY) {
+	case PCPU_COUNTER_DUAL:
 		for (i = 0; i < n; i++)
-			init_one(&c[i], value, self, NULL);
+			init_one(&c[i], value, 0, (int64_t *)(uintptr_t)k);
 		return 0;
-	}
 	case PCPU_COUNTER_EAGER:
-		tag = PCPU__OWNER_EAGER;
+		tag = PCPU__OWNER_SLOTS | PCPU__OWNER_EAGER;
 		break;
 	case PCPU_COUNTER_LAZY:
-		tag = PCPU__OWNER_LAZY;
+		tag = PCPU__OWNER_SLOTS | PCPU__OWNER_LAZY;
 		break;
 	default:
 		return -EINVAL;
 	}
 	/* One area per group of up to PCPU_GROUP_MAX. */
-	for (i = 0; i < n; i += k) {
-		k = n - i < PCPU_GROUP_MAX ? n - i : PCPU_GROUP_MAX;
-		if (tag == PCPU__OWNER_EAGER)
-			area = pcpu_alloc(k * sizeof(int64_t), sizeof(int64_t));
+	for (i = 0; i < n; i += m) {
+		m = n - i < PCPU_GROUP_MAX ? n - i : PCPU_GROUP_MAX;
+		if (tag & PCPU__OWNER_EAGER)
+			area = pcpu_alloc(m * SLOT_BYTES, 16);
 		else
-			area = pcpu__alloc_clean(k * sizeof(int64_t), 1);
+			area = pcpu__lazy_alloc(m * SLOT_BYTES, 16,
+						INFO_COUNTER, 1);
 		if (!area)
 			goto unwind;
-		for (j = 0; j < k; j++)
+		for (j = 0; j < m; j++) {
+			int64_t *s = area + (size_t)j * SLOT_WORDS;
+			uint64_t *iw = &pcpu__meta(s)[PCPU__META_INFO];
+
+			/* Relaxed: not yet visible to other threads. */
+			__atomic_store_n(iw, __atomic_load_n(iw, __ATOMIC_RELAXED) |
+					 INFO_COUNTER | INFO_BATCH(k),
+					 __ATOMIC_RELAXED);
 			init_one(&c[i + j], value,
-				 tag | (j ? PCPU__OWNER_MEMBER : 0), area + j);
+				 tag | (j ? PCPU__OWNER_MEMBER : 0), s);
+		}
 	}
 	return 0;
 unwind:
 	/* Free the groups made so far (untouched, so clean): their leaders
 	 * are at multiples of the group size. */
 	for (j = 0; j < i; j += PCPU_GROUP_MAX)
-		free_slots(&c[j], c[j].pcpu__slots);
+		pcpu_counter_destroy_many(&c[j], n - j < PCPU_GROUP_MAX ?
+						 n - j : PCPU_GROUP_MAX);
 	return -ENOMEM;
 }
 
@@ -511,17 +659,32 @@ PCPU_API int pcpu_counter_init(struct pcpu_counter *c, int64_t value,
 	return pcpu_counter_init_many(c, value, flags, 1);
 }
 
-/* Zero @c's fold word and (LAZY/DUAL) touched slots: the area's side
- * words go back clean (alloc.c invariant 5), and LAZY areas entirely. */
+/* Zero @c's slots, F and batch bits: the area's part for @c goes back
+ * clean (lazy.c invariant 1). */
 static void clean(struct pcpu_counter *c)
 {
-	int64_t *slots = c->pcpu__slots;
+	int64_t *slots = area_of(c);
+	uint64_t *meta, *iw;
 
 	if (!slots)
 		return;
-	__atomic_store_n(fold_word(slots), 0, __ATOMIC_RELAXED);
+	meta = pcpu__meta(slots);
+	iw = &meta[PCPU__META_INFO];
 	if (!is_eager(c))
 		visit(c, slots, VISIT_CLEAN);
+	/* Relaxed: destroy is serialized with every other access. */
+	__atomic_store_n(&meta[PCPU__META_FOLD], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(iw, __atomic_load_n(iw, __ATOMIC_RELAXED) &
+			 ~(INFO_COUNTER | INFO_BATCH(0xff)), __ATOMIC_RELAXED);
+}
+
+static void release(struct pcpu_counter *c)
+{
+	int64_t *slots = area_of(c);
+
+	if (slots && is_leader(c))
+		free_area(c, slots);
+	c->pcpu__slots = NULL;
 }
 
 PCPU_API void pcpu_counter_destroy(struct pcpu_counter *c)
@@ -529,9 +692,7 @@ PCPU_API void pcpu_counter_destroy(struct pcpu_counter *c)
 	if (!c)
 		return;
 	clean(c);
-	if (c->pcpu__slots && is_leader(c))
-		free_slots(c, c->pcpu__slots);
-	c->pcpu__slots = NULL;
+	release(c);
 }
 
 PCPU_API void pcpu_counter_destroy_many(struct pcpu_counter *c, unsigned n)
@@ -543,16 +704,14 @@ PCPU_API void pcpu_counter_destroy_many(struct pcpu_counter *c, unsigned n)
 	/* Every member cleans its slots before a leader frees the area. */
 	for (i = 0; i < n; i++)
 		clean(&c[i]);
-	for (i = 0; i < n; i++) {
-		if (c[i].pcpu__slots && is_leader(&c[i]))
-			free_slots(&c[i], c[i].pcpu__slots);
-		c[i].pcpu__slots = NULL;
-	}
+	for (i = 0; i < n; i++)
+		release(&c[i]);
 }
 
-/* --- readers and writers ------------------------------------------------- */
+/* --- readers and writers -------------------------------------------------- */
 
-/* own + shared + fold, modulo 2^64: the value less what the slots hold. */
+/* own + shared + F, modulo 2^64: the value less what the slots hold
+ * beyond their published parts. */
 static int64_t cheap_part(const struct pcpu_counter *c, const int64_t *slots)
 {
 	/* Relaxed: each word is read whole; their sum is approximate by
@@ -565,54 +724,50 @@ static int64_t cheap_part(const struct pcpu_counter *c, const int64_t *slots)
 	return (int64_t)v;
 }
 
-static int64_t sum_from(const struct pcpu_counter *c, int64_t *slots,
-			int64_t part)
+/* own + shared + sum of u: the exact value. */
+static int64_t exact(const struct pcpu_counter *c, int64_t *slots)
 {
-	return (int64_t)((uint64_t)part + (uint64_t)visit(c, slots, VISIT_SUM));
+	/* Relaxed: as in cheap_part(). */
+	uint64_t v = (uint64_t)__atomic_load_n(&c->pcpu__own, __ATOMIC_RELAXED) +
+		     (uint64_t)__atomic_load_n(&c->pcpu__shared, __ATOMIC_RELAXED);
+
+	if (slots)
+		v += (uint64_t)visit(c, slots, VISIT_SUM);
+	return (int64_t)v;
+}
+
+/* (batch - 1) * nr_slots: how far read() can be from the value.  Relaxed:
+ * the slot count is constant while the counter holds an area. */
+static int64_t loose_bound(const struct pcpu_counter *c, const int64_t *slots)
+{
+	return (int64_t)((((uint64_t)1 << batch_log2(c, slots)) - 1) *
+			 __atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED));
 }
 
 /*
- * (BATCH - 1) * nr_slots: how far read() can be from the value, at most.
- * Relaxed: the slot count is constant while the caller's counter holds an
- * area (alloc.c invariant 2).
+ * Within loose_bound() of a limit the words' own sum may have wrapped
+ * (found by tests/fuzz): readers use the exact sum there.
  */
-static int64_t loose_bound(void)
+static int near_limit(const struct pcpu_counter *c, const int64_t *slots,
+		      int64_t part)
 {
-	return (int64_t)(BATCH - 1) *
-	       (int64_t)__atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
-}
-
-/*
- * The slots hold at most (BATCH - 1) each, so for a value in int64 range
- * the words' own sum lies within loose_bound() of INT64_MIN..INT64_MAX but
- * may itself be outside, and then it wraps: read near a limit would be
- * 2^64 off (found by tests/fuzz).  Within the bound of a limit, readers
- * use the exact sum instead; elsewhere no wrap is possible and @part is
- * the value less the slots.
- */
-static int near_limit(int64_t part)
-{
-	int64_t far = loose_bound();
+	int64_t far = loose_bound(c, slots);
 
 	return part > INT64_MAX - far || part < INT64_MIN + far;
 }
 
 PCPU_API int64_t pcpu_counter_read(const struct pcpu_counter *c)
 {
-	int64_t *slots = load_slots(c), v = cheap_part(c, slots);
+	int64_t *slots = area_of(c), v = cheap_part(c, slots);
 
-	if (slots && pcpu__unlikely(near_limit(v)))
-		return sum_from(c, slots, v);
+	if (slots && pcpu__unlikely(near_limit(c, slots, v)))
+		return exact(c, slots);
 	return v;
 }
 
 PCPU_API int64_t pcpu_counter_sum(const struct pcpu_counter *c)
 {
-	int64_t *slots = load_slots(c), v = cheap_part(c, slots);
-
-	if (!slots)
-		return v;
-	return sum_from(c, slots, v);
+	return exact(c, area_of(c));
 }
 
 static int sign(__int128 d)
@@ -622,26 +777,27 @@ static int sign(__int128 d)
 
 PCPU_API int pcpu_counter_compare(const struct pcpu_counter *c, int64_t rhs)
 {
-	int64_t *slots = load_slots(c), part = cheap_part(c, slots);
+	int64_t *slots = area_of(c), part = cheap_part(c, slots);
 	__int128 d = (__int128)part - rhs, bound;
 
 	if (!slots)
 		return sign(d);		/* exact: no slots */
-	if (pcpu__likely(!near_limit(part))) {
+	if (pcpu__likely(!near_limit(c, slots, part))) {
 		/* Cheap test first against the loosest bound, then count. */
-		bound = loose_bound();
+		bound = loose_bound(c, slots);
 		if (d > bound || d < -bound)
 			return sign(d);
-		bound = (__int128)(BATCH - 1) * visit(c, slots, VISIT_COUNT);
+		bound = (__int128)((((uint64_t)1 << batch_log2(c, slots)) - 1)) *
+			visit(c, slots, VISIT_COUNT);
 		if (d > bound || d < -bound)
 			return sign(d);
 	}
-	return sign((__int128)sum_from(c, slots, part) - rhs);
+	return sign((__int128)exact(c, slots) - rhs);
 }
 
 PCPU_API void pcpu_counter_set(struct pcpu_counter *c, int64_t value)
 {
-	int64_t *slots = load_slots(c);
+	int64_t *slots = area_of(c);
 
 	/* Relaxed stores: set is serialized with every other access by the
 	 * caller; atomics only keep concurrent *readers* (misuse) race-free. */
@@ -656,20 +812,56 @@ PCPU_API void pcpu_counter_set(struct pcpu_counter *c, int64_t value)
 PCPU_API void pcpu_counter_reset(struct pcpu_counter *c)
 {
 	pcpu_counter_set(c, 0);
-	if (!(c->pcpu__owner & PCPU__OWNER_TAGS))
-		__atomic_store_n(&c->pcpu__owner, pcpu__tp(), __ATOMIC_RELAXED);
+	/* Back to owner mode with no owner; the area (if any) stays, zeroed.
+	 * Relaxed: reset is serialized with every other access. */
+	if (is_dual(c))
+		__atomic_store_n(&c->pcpu__owner, 0, __ATOMIC_RELAXED);
 }
 
 PCPU_API int pcpu_counter_share(struct pcpu_counter *c)
 {
 	if (!c)
 		return -EINVAL;
-	if (load_slots(c) || (c->pcpu__owner & PCPU__OWNER_TAGS))
+	if (!is_dual(c) || (__atomic_load_n(&c->pcpu__owner, __ATOMIC_ACQUIRE) &
+			    PCPU__OWNER_SLOTS))
 		return 0;
-	return upgrade(c, 1) ? 0 : -ENOMEM;
+	pcpu__init();
+	if (!install(c, 1))
+		return -ENOMEM;
+	to_slots(c);
+	return 0;
 }
 
 PCPU_API bool pcpu_counter_is_shared(const struct pcpu_counter *c)
 {
-	return load_slots(c) != NULL;
+	return (__atomic_load_n(&c->pcpu__owner, __ATOMIC_RELAXED) &
+		PCPU__OWNER_SLOTS) != 0;
+}
+
+/* --- fork ----------------------------------------------------------------- */
+
+/* The child of fork(), one thread: repair what threads now gone left
+ * half done (see "fold journals"), and free their records. */
+void pcpu__counter_fork_child(void)
+{
+	uintptr_t self = pcpu__tp();
+	struct journal *j;
+	unsigned i, d;
+
+	/* Relaxed: only this thread exists now. */
+	for (j = __atomic_load_n(&journals, __ATOMIC_RELAXED); j; j = j->next) {
+		if (j->owner == 0 || j->owner == self)
+			continue;
+		d = j->depth < JOURNAL_DEPTH ? j->depth : JOURNAL_DEPTH;
+		for (i = 0; i < d; i++) {
+			const struct pcpu_counter *c = j->c[i];
+			int64_t *slots = c ? area_of(c) : NULL;
+
+			if (slots)
+				*fold_word(slots) = visit(c, slots, VISIT_REPAIR);
+			j->c[i] = NULL;
+		}
+		j->depth = 0;
+		j->owner = 0;
+	}
 }

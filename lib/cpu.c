@@ -30,14 +30,23 @@
  * therefore not write slots at all; counter.c sends its updates to the
  * counter's shared atomic word instead (pcpu__rseq_ready() says which).
  *
- * The kernel's mm_cid (rseq feature size >= 32, getauxval(AT_RSEQ_FEATURE_SIZE))
- * could index slots by concurrency id instead of CPU; it is not used:
- * slots are per CPU, so that nothing depends on it where it is missing.
+ * The slot index.  A sequence reads its slot number from the thread's
+ * struct rseq: mm_cid where the kernel fills it (getauxval(
+ * AT_RSEQ_FEATURE_SIZE) >= 28, the end of that field), else cpu_id.
+ * mm_cid is a concurrency id: below min(threads running at once, CPUs),
+ * and held by one running thread at a time, so it is as exclusive as a CPU
+ * number for an rseq sequence, while a thread that hops between CPUs
+ * keeps its slot and a process touches only as many slots as it runs
+ * threads at once.  PCPU_SLOT_INDEX=cpu chooses cpu_id anyway.  Both are
+ * below the kernel's nr_cpu_ids, which is why the rseq method needs at
+ * least that many slots (possible_cpus() below); every sequence still
+ * bounds the index by the slot count and leaves when it is above.
  *
  * Invariants:
  *  1. pcpu__rt is set up by the library constructor, before main() or
- *     dlopen() returns, and again idempotently by pcpu__init() for callers
- *     that run before constructors (another constructor).
+ *     dlopen() returns, and before that by the first entry point that
+ *     runs (another constructor, .preinit_array): every exported function
+ *     that can create or reach a per-CPU area calls pcpu__init() first.
  *  2. pcpu__rt.rseq_off is written once, during set-up.
  *  3. pcpu__rt.nr_slots, .method and .rseq_fast are written only by
  *     set-up and by pcpu__alloc_set_nr_slots() under the allocator lock
@@ -55,26 +64,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef AT_RSEQ_FEATURE_SIZE
+# define AT_RSEQ_FEATURE_SIZE	27
+#endif
 
 /* glibc 2.35+: where its struct rseq is, and whether it registered one. */
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
 
-#define PCPU_RSEQ_SIG		0x53053053u
+#define PCPU_RSEQ_SIG		PCPU__RSEQ_SIG
 #define PCPU_RSEQ_UNREGISTER	1
-
-/* The kernel's struct rseq, as far as the original 32-byte ABI goes. */
-struct pcpu_rseq_abi {
-	uint32_t cpu_id_start;
-	uint32_t cpu_id;
-	uint64_t rseq_cs;
-	uint32_t flags;
-	uint32_t node_id;
-	uint32_t mm_cid;
-	uint32_t pad;
-} __attribute__((aligned(32)));
 
 /*
  * Our own rseq area, used only when glibc registered none.  Initial-exec
@@ -83,8 +86,9 @@ struct pcpu_rseq_abi {
  * which sends a new thread's first update to the slow path, which
  * registers it.
  */
-static __thread struct pcpu_rseq_abi pcpu_rseq
-	__attribute__((tls_model("initial-exec"))) = { .cpu_id = (uint32_t)-1 };
+static __thread struct pcpu__rseq_abi pcpu_rseq
+	__attribute__((tls_model("initial-exec"), aligned(32))) = {
+	.cpu_id = (uint32_t)-1, .mm_cid = (uint32_t)-1 };
 /* 0 not tried, 1 registered, -1 cannot (failed, or thread exiting).
  * Volatile: a signal handler on the same thread may change it. */
 static __thread volatile int pcpu_rseq_state
@@ -95,8 +99,14 @@ PCPU_API struct pcpu__rt pcpu__rt;
 
 static unsigned pcpu_possible;		/* capped at PCPU_MAX_SLOTS */
 static unsigned pcpu_possible_all;	/* not capped */
+static unsigned pcpu_rseq_need;		/* slots the rseq method needs */
 static unsigned pcpu_rseq_kind = PCPU__METHOD_ATOMIC; /* what rseq we have */
 static pthread_once_t pcpu_once = PTHREAD_ONCE_INIT;
+
+static const char *const pcpu_index_names[] = {
+	[PCPU__INDEX_CPU] = "cpu",
+	[PCPU__INDEX_MM_CID] = "mm_cid",
+};
 
 static const char *const pcpu_method_names[] = {
 	[PCPU__METHOD_ATOMIC] = "atomic",
@@ -133,7 +143,26 @@ static unsigned parse_cpu_list(const char *s)
 	return (unsigned)max;
 }
 
-static unsigned possible_cpus(void)
+/*
+ * An upper bound of the kernel's nr_cpu_ids, which every CPU number and
+ * mm_cid is below: the raw sched_getaffinity() system call copies the
+ * kernel's whole CPU mask and returns its size in bytes.  0 if unknown.
+ */
+static unsigned kernel_cpu_bound(void)
+{
+	static unsigned long mask[PCPU_MAX_SLOTS / (8 * sizeof(long)) * 4];
+	long r = syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
+
+	return r > 0 ? (unsigned)r * 8 : 0;
+}
+
+/*
+ * The possible CPUs: the span of /sys/devices/system/cpu/possible.  When
+ * it cannot be read (sysfs hidden, say), the configured count, and
+ * *@sure = 0: then CPU numbers may lie above it, and the rseq method is
+ * allowed only with slots for every id the kernel could hand out.
+ */
+static unsigned possible_cpus(int *sure)
 {
 	char buf[4096];
 	unsigned n = 0;
@@ -144,6 +173,7 @@ static unsigned possible_cpus(void)
 			n = parse_cpu_list(buf);
 		fclose(f);
 	}
+	*sure = n != 0;
 	if (n == 0) {
 		long c = sysconf(_SC_NPROCESSORS_CONF);
 
@@ -169,6 +199,7 @@ static void rseq_thread_exit(void *arg)
 	 * a negative cpu_id and takes the slow path. */
 	pcpu_rseq_state = -1;
 	pcpu_rseq.cpu_id = (uint32_t)-1;
+	pcpu_rseq.mm_cid = (uint32_t)-1;
 }
 
 int pcpu__rseq_ready(void)
@@ -208,8 +239,8 @@ void pcpu__set_method(unsigned nr_slots)
 {
 	/* rseq writes slot == CPU: every possible CPU needs its own (a
 	 * machine with more CPUs than PCPU_MAX_SLOTS never gets rseq). */
-	unsigned m = nr_slots < pcpu_possible_all ? PCPU__METHOD_ATOMIC
-						  : pcpu_rseq_kind;
+	unsigned m = nr_slots < pcpu_rseq_need ? PCPU__METHOD_ATOMIC
+					       : pcpu_rseq_kind;
 
 	/* Relaxed: see invariant 3; readers hold no area while it changes. */
 	__atomic_store_n(&pcpu__rt.method, m, __ATOMIC_RELAXED);
@@ -247,45 +278,33 @@ static unsigned detect_rseq(void)
 #endif
 }
 
-/*
- * fork() while other threads are inside the library: the child has only
- * the forking thread, so no lock of ours may be held there by another
- * one.  The prepare handler takes every lock (caches first, then the
- * allocator: no path holds one while taking the other, so the order is a
- * choice, kept the same everywhere), then waits for counter folds in
- * flight (counter.c: a fold is two writes, which fork() must not split;
- * folders hold no lock, so they are waited for last), and the after-fork
- * handlers release them in both processes.  A thread's rseq registration
- * is kept by the kernel in the child (fork without CLONE_VM); the child's
- * first drain registers membarrier again if it must (cache.c).
- */
-static void pcpu_fork_prepare(void)
+/* Index slots by mm_cid where the kernel fills it, unless told not to. */
+static void choose_index(void)
 {
-	pcpu__cache_fork_prepare();
-	pcpu__alloc_fork_prepare();
-	pcpu__counter_fork_prepare();
-}
+	const char *env = getenv("PCPU_SLOT_INDEX");
+	unsigned long fs = getauxval(AT_RSEQ_FEATURE_SIZE);
 
-static void pcpu_fork_parent(void)
-{
-	pcpu__counter_fork_parent();
-	pcpu__alloc_fork_release();
-	pcpu__cache_fork_parent();
-}
-
-static void pcpu_fork_child(void)
-{
-	pcpu__counter_fork_child();
-	pcpu__alloc_fork_release();
-	pcpu__cache_fork_child();
+	pcpu__rt.index = PCPU__INDEX_CPU;
+	pcpu__rt.rseq_idx = pcpu__rt.rseq_off ?
+			    pcpu__rt.rseq_off + PCPU__RSEQ_CPU_ID_OFF : 0;
+	if (!pcpu__rt.rseq_off || fs < PCPU__RSEQ_MM_CID_END ||
+	    (env && strcmp(env, "cpu") == 0))
+		return;
+	pcpu__rt.index = PCPU__INDEX_MM_CID;
+	pcpu__rt.rseq_idx = pcpu__rt.rseq_off + PCPU__RSEQ_MM_CID_OFF;
 }
 
 static void pcpu_setup(void)
 {
 	const char *env = getenv("PCPU_NR_SLOTS");
-	unsigned n;
+	unsigned n, bound;
+	int sure;
 
-	pcpu_possible_all = pcpu_possible = possible_cpus();
+	pcpu_possible_all = pcpu_possible = possible_cpus(&sure);
+	pcpu_rseq_need = pcpu_possible_all;
+	bound = kernel_cpu_bound();
+	if (!sure)	/* ids may reach the kernel's bound: need them all */
+		pcpu_rseq_need = bound > pcpu_possible_all ? bound : UINT32_MAX;
 	if (pcpu_possible > PCPU_MAX_SLOTS)
 		pcpu_possible = PCPU_MAX_SLOTS;
 	n = pcpu_possible;
@@ -298,18 +317,22 @@ static void pcpu_setup(void)
 			n = (unsigned)v;
 	}
 	pcpu_rseq_kind = detect_rseq();
-	/* Relaxed: published to other threads by pthread_once() or by the
-	 * constructor running before any thread of the process can call us. */
-	__atomic_store_n(&pcpu__rt.nr_slots, n, __ATOMIC_RELAXED);
+	choose_index();
 	pcpu__set_method(n);
-	/* Fails only with ENOMEM, at load time; then a fork while another
-	 * thread holds a lock of ours is what it is without us. */
-	(void)pthread_atfork(pcpu_fork_prepare, pcpu_fork_parent,
-			     pcpu_fork_child);
+	/* Relaxed: published to other threads by pthread_once() or by the
+	 * constructor running before any thread of the process can call us;
+	 * stored last, so that a nonzero count means set-up is complete for
+	 * pcpu__init()'s check.  Release: pairs with its acquire load. */
+	__atomic_store_n(&pcpu__rt.nr_slots, n, __ATOMIC_RELEASE);
 }
 
 void pcpu__init(void)
 {
+	/* Acquire: pairs with the release store of the count at the end of
+	 * pcpu_setup(), so a thread that sees it set sees all of set-up
+	 * without pthread_once() (which a signal handler may not call). */
+	if (pcpu__likely(__atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_ACQUIRE)))
+		return;
 	pthread_once(&pcpu_once, pcpu_setup);
 }
 
@@ -336,14 +359,17 @@ unsigned pcpu__rseq_kind(void)
 	return pcpu_rseq_kind;
 }
 
-PCPU_API unsigned pcpu__cpu_slow(void)
+PCPU_API unsigned pcpu__index_slow(void)
 {
 	int cpu;
 
 	/* A thread of ours without its rseq area yet: register it. */
 	if (pcpu_rseq_kind == PCPU__METHOD_RSEQ_OWN && pcpu_rseq_state == 0 &&
 	    pcpu__rseq_ready() == 0)
-		return pcpu_rseq.cpu_id;
+		return pcpu__rt.index == PCPU__INDEX_MM_CID ? pcpu_rseq.mm_cid
+							      : pcpu_rseq.cpu_id;
+	/* No rseq for this thread: a CPU number, whatever the index kind
+	 * (such a thread updates slots only with atomics; see counter.c). */
 	cpu = sched_getcpu();
 	return cpu >= 0 ? (unsigned)cpu : 0;
 }
@@ -354,18 +380,17 @@ PCPU_API unsigned pcpu_nr_slots(void)
 	return __atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
 }
 
-PCPU_API int pcpu_set_nr_slots(unsigned n)
-{
-	if (n == 0 || n > PCPU_MAX_SLOTS)
-		return -EINVAL;
-	pcpu__init();
-	return pcpu__alloc_set_nr_slots(n);
-}
 
 PCPU_API unsigned pcpu_this_slot(void)
 {
 	pcpu__init();
 	return pcpu__slot_of(pcpu__cpu());
+}
+
+PCPU_API const char *pcpu_slot_index(void)
+{
+	pcpu__init();
+	return pcpu_index_names[pcpu__rt.index];
 }
 
 PCPU_API const char *pcpu_update_method(void)

@@ -53,45 +53,89 @@ static inline size_t pcpu__pow2_at_least(size_t v)
 	return p;
 }
 
-/* alloc.c: an anonymous read-write mapping of @len bytes aligned to
- * @align (a power of two), with extra mmap @flags; NULL if none. */
+/* --- alloc.c: the eager allocator (chunks, one global mutex) ---------- */
+
+/* An anonymous read-write mapping of @len bytes aligned to @align (a
+ * power of two), with extra mmap @flags; NULL if none. */
 void *pcpu__map_aligned(size_t len, size_t align, int flags);
 
-/* alloc.c: change the slot count under the allocator lock. */
-int pcpu__alloc_set_nr_slots(unsigned n);
+/* The allocator mutex: @wait 0 only tries (-1 if busy). */
+int pcpu__alloc_lock(int wait);
+void pcpu__alloc_unlock(void);
+
+/* Under the mutex: @n granules aligned to @a granules, zeroed in every
+ * unit with every touch byte set (@eager) or clean (only dirty granules
+ * zeroed); NULL with errno ENOMEM.  Free with pcpu__free_locked(). */
+void *pcpu__alloc_locked(unsigned n, unsigned a, int eager);
+void pcpu__free_locked(void *area, int dirty);
+/* Under the mutex: abort (as free(3) does) unless @area starts a live
+ * area. */
+void pcpu__check_area_locked(void *area);
+/* Under the mutex: areas handed out of chunks and not freed. */
+unsigned long pcpu__alloc_live_locked(void);
+/* Under the mutex, with no live area: change the slot count. */
+int pcpu__alloc_set_nr_slots_locked(unsigned n);
 
 /*
- * alloc.c: a clean area (every slot zero, every touch-map word zero) of
- * @size bytes aligned to 8, without the eager memset.  With @wait 0 the
- * allocator lock is only tried (NULL with errno EAGAIN if busy), which
- * makes the call async-signal-safe in practice.  NULL with errno ENOMEM.
+ * The meta block of @area's first granule (a live area's): a cache line
+ * or more of words that only this area uses.
  */
-void *pcpu__alloc_clean(size_t size, int wait);
+uint64_t *pcpu__meta(const void *area);
+#define PCPU__META_FOLD		0	/* counters: the published total  */
+#define PCPU__META_INFO		1	/* what the area is (lazy.c)      */
+#define PCPU__META_SUMMARY	2	/* touch map: groups with a mask  */
+#define PCPU__META_MASK0	3	/* touch map: group g at MASK0+g  */
+/* Mask words per meta block: (nr_slots + 63) / 64. */
+unsigned pcpu__nr_groups(void);
 
-/* alloc.c: free an area whose slots and touch-map words are all zero. */
-void pcpu__free_clean(void *area);
+/* PCPU__META_INFO of an area's first granule (and, for data areas, of
+ * every granule: the distance back to the first). */
+#define INFO_LAZY	0x1ull			/* a pcpu_alloc_lazy() area */
+#define INFO_EAGER	0x2ull			/* a pcpu_alloc() area */
+#define INFO_CLASS(c)	((uint64_t)((c) + 1) << 8)
+#define INFO_CLASS_OF(i) ((int)(((i) >> 8) & 0xff) - 1)
+#define INFO_GRAN(n)	((uint64_t)(n) << 16)
+#define INFO_GRAN_OF(i)	((unsigned)(((i) >> 16) & 0xffff))
+#define INFO_COUNTER	0x4ull			/* counters' slots (counter.c) */
+#define INFO_BATCH(k)	((uint64_t)(k) << 32)	/* a counter's batch log2 */
+#define INFO_BATCH_OF(i) ((unsigned)(((i) >> 32) & 0xff))
+#define INFO_BACK(n)	((uint64_t)(n) << 48)
+#define INFO_BACK_OF(i)	((unsigned)((i) >> 48))
 
-/*
- * Where the side words of a live area are: the fold word, the summary
- * word, and the mask word of group k at mask0[k * stride].  Summary bit b
- * stands for the groups [b * per_bit, (b + 1) * per_bit).
- */
-struct pcpu__touch {
-	int64_t *fold;
-	uint64_t *summary;
-	uint64_t *mask0;
-	size_t stride;
-	unsigned nr_groups;
-	unsigned per_bit;
-};
-void pcpu__area_touch(const void *area, struct pcpu__touch *t);
-
-/* alloc.c, cache.c and counter.c: the pieces of the fork handlers (cpu.c). */
-void pcpu__counter_fork_prepare(void);
-void pcpu__counter_fork_parent(void);
-void pcpu__counter_fork_child(void);
+/* fork.c's pieces of the allocator. */
 void pcpu__alloc_fork_prepare(void);
 void pcpu__alloc_fork_release(void);
+
+/* --- lazy.c: clean areas, per-slot caches, touch maps ------------------ */
+
+/* A clean area of @size bytes aligned to @align (invariant 1 of lazy.c),
+ * with @info (INFO_*) or-ed into its info word; @wait 0 never waits for
+ * the allocator mutex (NULL, errno EAGAIN).  NULL with errno ENOMEM. */
+void *pcpu__lazy_alloc(size_t size, size_t align, uint64_t info, int wait);
+/* Give back an area from pcpu__lazy_alloc(), clean again. */
+void pcpu__lazy_release(void *area);
+
+/* Record that @slot touched the area whose first meta block is @meta. */
+void pcpu__touch_mark(uint64_t *meta, unsigned slot);
+/* Walk the touched slots in slot order; -1 at the end. */
+struct pcpu__touch_iter {
+	const uint64_t *meta;
+	uint64_t sum, m;
+	unsigned grp, end, ng, per_bit;
+};
+void pcpu__touch_begin(struct pcpu__touch_iter *it, const uint64_t *meta);
+int pcpu__touch_next(struct pcpu__touch_iter *it);
+/* Clear a touch map (every copy it names must be zero already). */
+void pcpu__touch_clear(uint64_t *meta);
+
+void pcpu__lazy_fork_child(void);
+
+/* --- counter.c ---------------------------------------------------------- */
+
+/* fork child: repair the folds that threads now gone left half done. */
+void pcpu__counter_fork_child(void);
+
+/* --- cache layer: the pieces of the fork handlers (fork.c) -------------- */
 void pcpu__cache_fork_prepare(void);
 void pcpu__cache_fork_parent(void);
 void pcpu__cache_fork_child(void);

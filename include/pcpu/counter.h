@@ -21,15 +21,38 @@
  *       visit every slot.  This is the kernel's percpu_counter: the
  *       baseline.
  *
- * Non-owners update the current CPU's slot with a restartable sequence
- * (rseq) where the kernel provides one, else with an atomic
- * compare-and-swap; see pcpu_update_method().  A slot folds into a shared
- * total once its value reaches +/-PCPU_COUNTER_BATCH, so
- * pcpu_counter_read() is O(1) and within (PCPU_COUNTER_BATCH - 1) times
- * the number of touched slots of the exact value, except within
- * (PCPU_COUNTER_BATCH - 1) * pcpu_nr_slots() of INT64_MIN or INT64_MAX,
- * where the words it adds could wrap and it returns the exact sum
- * instead.  Arithmetic is modulo 2^64.
+ * Ownership (DUAL).  After init or reset a DUAL counter has no owner; the
+ * first thread that updates it becomes the owner (one out-of-line call),
+ * so a counter made by one thread and handed to another is owned by the
+ * one that uses it.  The first update from a second thread, or
+ * pcpu_counter_share(), upgrades it.  pcpu_counter_reset() returns a
+ * shared DUAL counter to owner mode, keeping its per-CPU slots aside
+ * (zeroed in O(touched slots)) for the next upgrade, which then allocates
+ * nothing.
+ *
+ * Threads update the slot of their slot index (pcpu_slot_index(): the
+ * kernel's mm_cid where it has one, else the CPU) with a restartable
+ * sequence (rseq) where the kernel provides one, else with an atomic
+ * compare-and-swap; see pcpu_update_method().  Each slot keeps a running
+ * total and a published part; when the total moves a whole batch away
+ * from the published part, the slot publishes it again and the difference
+ * is added to the counter's published total.  The batch is 2^k with
+ * PCPU_COUNTER_BATCH_LOG2(k) in the init flags, k = 8 (the default,
+ * PCPU_COUNTER_BATCH) to 40.  So pcpu_counter_read() is O(1) and within
+ * (batch - 1) times the number of touched slots of the exact value
+ * (except within (batch - 1) * pcpu_nr_slots() of INT64_MIN or INT64_MAX,
+ * where it returns the exact sum instead), and any |delta| below the
+ * batch takes the inline fast path unless it makes the slot publish.
+ * Values never move between words, so pcpu_counter_sum() counts every
+ * update exactly once: successive sums of a counter whose updates are all
+ * non-negative never decrease.  Arithmetic is modulo 2^64.
+ *
+ * Copying.  A DUAL counter that has no slots (never shared, and not reset
+ * after a share: pcpu_counter_is_shared() false and no slots kept) is
+ * plain data: it may be copied or moved byte-wise (memcpy, a C++ move)
+ * while no thread uses it, and the copy is a counter of its own.  Any
+ * other counter refers to a per-CPU area and must not be copied; use the
+ * original, or init a new counter with its value.
  *
  * Synchronization table ("yes": may run concurrently on the same counter)
  *
@@ -43,7 +66,9 @@
  * (under "rseq-own" a thread's first update registers its rseq area with
  * a system call and pthread_setspecific(), which POSIX does not list but
  * glibc implements without locks); init, share and destroy are not (they
- * may allocate or free).
+ * may allocate or free).  fork() may run while other threads and signal
+ * handlers update counters: it never waits for them, and the child's
+ * counters are exact.
  */
 #ifndef PCPU_COUNTER_H
 #define PCPU_COUNTER_H
@@ -57,25 +82,35 @@
 extern "C" {
 #endif
 
-/** Policy: plain integer for one owner, per-CPU once shared (default). */
+/** Policy: plain integer for its owner, per-CPU once shared (default). */
 #define PCPU_COUNTER_DUAL	0u
 /** Policy: per-CPU from the start, every slot zeroed at init (baseline). */
 #define PCPU_COUNTER_EAGER	1u
 /** Policy: per-CPU from the start, slots initialized on first touch. */
 #define PCPU_COUNTER_LAZY	2u
 
-/** A slot folds into the shared total when its value reaches +/- this. */
+/** The default batch: a slot publishes when it moves this far. */
 #define PCPU_COUNTER_BATCH	256
+/** Or-ed into the init flags: the counter's batch is 2^k, 8 <= k <= 40. */
+#define PCPU_COUNTER_BATCH_LOG2(k)	((unsigned)(k) << 8)
+
+/* Not API: the flag bits, and the batch field's range. */
+#define PCPU__COUNTER_POLICY	0xffu
+#define PCPU__COUNTER_BATCH_OF(f)	(((f) >> 8) & 0xffu)
+#define PCPU__COUNTER_LOG2_MIN	8u
+#define PCPU__COUNTER_LOG2_MAX	40u
 
 /*
- * Tags in the low bits of pcpu__owner.  A DUAL counter stores its owner's
- * thread pointer there (16-byte aligned, so the tag bits are 0); LAZY and
- * EAGER counters have no owner and store a tag no thread pointer can equal.
+ * Tags in the low bits of pcpu__owner.  A DUAL counter stores 0 (no owner
+ * yet) or its owner's thread pointer there (16-byte aligned, so the tag
+ * bits are 0) until it is shared; then, and for LAZY and EAGER counters,
+ * a tag with PCPU__OWNER_SLOTS, which no thread pointer can equal.
  */
-#define PCPU__OWNER_EAGER	0x1u	/* per-CPU from init, all slots     */
-#define PCPU__OWNER_LAZY	0x2u	/* per-CPU from init, touched slots */
+#define PCPU__OWNER_SLOTS	0x1u	/* everyone updates the slots      */
+#define PCPU__OWNER_EAGER	0x2u	/* per-CPU from init, all slots     */
 #define PCPU__OWNER_MEMBER	0x4u	/* slots borrowed from an init_many
 					   group: not freed by this counter */
+#define PCPU__OWNER_LAZY	0x8u	/* per-CPU from init, touched slots */
 #define PCPU__OWNER_TAGS	0xfu
 
 /**
@@ -85,45 +120,23 @@ extern "C" {
  */
 struct pcpu_counter {
 	/* The owner's share of the sum.  Written only by the owner thread
-	 * (one plain RMW instruction) while the counter has no slots, and
-	 * by set/reset; others read it with relaxed loads. */
+	 * (one plain RMW instruction) and by init/set/reset; others read
+	 * it with relaxed loads. */
 	int64_t pcpu__own;
-	/* Owner thread pointer | tags.  Written by init and reset only,
-	 * which the caller serializes with every other access. */
+	/* 0, the owner's thread pointer, or tags (above).  Written by init
+	 * and reset (which the caller serializes with every access), by
+	 * the claim (CAS from 0) and the share (release CAS to a tag). */
 	uintptr_t pcpu__owner;
-	/* Per-CPU area of biased int64_t (see PCPU__SLOT_BIAS), NULL until
-	 * a DUAL counter is upgraded.  Installed once with a release CAS;
-	 * read with acquire loads.  Updates write a slot only from the CPU
-	 * it belongs to in an rseq sequence (rseq methods), or by atomic CAS
-	 * (atomic method); set/reset/destroy, which the caller serializes
-	 * with updates, store to slots directly. */
+	/* The counter's four words per slot in a per-CPU area (counter.c),
+	 * or, while a DUAL counter has none, its batch's log2 (0: the
+	 * default) as a small integer.  Installed once with a release CAS,
+	 * kept by reset, removed by destroy; read with acquire loads. */
 	int64_t *pcpu__slots;
-	/* Non-owner updates of a DUAL counter whose upgrade could not
-	 * allocate, and of threads without rseq under an rseq method.  Atomic
-	 * RMW only.  (Full slots fold into a word beside the area, not here:
-	 * this cache line is read by every add.) */
+	/* Updates of non-owners of a DUAL counter whose upgrade could not
+	 * allocate, and of threads that may not write slots.  Atomic RMW
+	 * only. */
 	int64_t pcpu__shared;
 };
-
-/*
- * Slot encoding.  An untouched slot holds 0 (fresh or cleaned memory); a
- * touched slot holds PCPU__SLOT_BIAS + v with |v| < PCPU_COUNTER_BATCH,
- * that is [BATCH + 1, 3 * BATCH - 1].  The fast path takes only deltas
- * with |delta| < BATCH (others fold anyway), so 0 + delta never lands in
- * that window, and one unsigned range check on the new value sends both a
- * first touch and a slot that must fold to the slow path.  The window's
- * bounds fit in instruction immediates.  Not API.
- */
-#define PCPU__SLOT_BIAS	((uint64_t)2 * PCPU_COUNTER_BATCH)
-#define PCPU__WIN_LO	(PCPU__SLOT_BIAS - (PCPU_COUNTER_BATCH - 1))
-#define PCPU__WIN_SZ	(2 * PCPU_COUNTER_BATCH - 1)
-
-/* Whether the fast path may take @delta (constant-folds for inc/dec). */
-PCPU__INLINE int pcpu__small_delta(int64_t delta)
-{
-	return (uint64_t)delta + (PCPU_COUNTER_BATCH - 1) <
-	       2 * PCPU_COUNTER_BATCH - 1;
-}
 
 /* Out-of-line slow path: not API. */
 PCPU_API void pcpu__counter_add_slow(struct pcpu_counter *c, int64_t delta);
@@ -149,67 +162,34 @@ PCPU__INLINE void pcpu__own_add(int64_t *p, int64_t delta)
 #endif
 }
 
-#if defined(__x86_64__) && !PCPU__TSAN
-# define PCPU__HAVE_RSEQ_ASM 1
 /*
- * Add @delta to the current CPU's slot of @slots in a restartable
- * sequence: load cpu_id, locate the slot, load, add, check the window,
- * store (the commit).  Preemption, migration or a signal before the commit
- * aborts to the abort handler (preceded by the signature the kernel checks)
- * which starts over.  Returns 0, having stored nothing, when the thread
- * has no rseq registered (cpu_id negative) or the new value leaves the
- * window (first touch, or a fold is due).
- */
-PCPU__INLINE int pcpu__rseq_slot_add(int64_t *slots, int64_t delta, long off)
-{
-	__asm__ __volatile__ goto (
-		PCPU__RSEQ_CS
-		"0:\n\t"
-		PCPU__RSEQ_ARM
-		"1:\n\t"
-		"movl %%fs:4(%[off]), %%eax\n\t"	/* rseq->cpu_id */
-		"testl %%eax, %%eax\n\t"
-		"js %l[slow]\n\t"
-		"shlq %[shift], %%rax\n\t"
-		"addq %[slots], %%rax\n\t"
-		"movq (%%rax), %%rcx\n\t"
-		"addq %[delta], %%rcx\n\t"
-		"leaq %c[nlo](%%rcx), %%rdx\n\t"	/* new - WIN_LO */
-		"cmpq %[sz], %%rdx\n\t"
-		"jae %l[slow]\n\t"
-		"movq %%rcx, (%%rax)\n\t"		/* commit */
-		"2:\n\t"
-		PCPU__RSEQ_ABORT("0b")
-		: /* no outputs */
-		: [off] "r" (off), [slots] "r" (slots), [delta] "er" (delta),
-		  [nlo] "i" (-(long)PCPU__WIN_LO), [sz] "i" (PCPU__WIN_SZ),
-		  [shift] "i" (PCPU__UNIT_SHIFT)
-		: "memory", "cc", "rax", "rcx", "rdx"
-		: slow);
-	return 1;
-slow:
-	return 0;
-}
-#endif
-
-/*
- * The same with a compare-and-swap, for the atomic method: the slot may be
- * updated at the same time by a thread that migrated, or by another CPU
- * mapped to the same slot.
+ * The atomic method's slot add (compare-and-swap: the slot may be updated
+ * at the same time by a thread that migrated, or by another CPU mapped to
+ * the same slot).  The words are u, q, w as in pcpu__rseq_counter_add().
+ * Returns 1 when done, 0 when the slow path must run, and -1 when the add
+ * is done but the slot must publish (a concurrent publication moved q).
  */
 PCPU__INLINE int pcpu__atomic_slot_add(int64_t *slots, int64_t delta)
 {
 	uint64_t *p = (uint64_t *)pcpu__slot_ptr(slots,
-						 pcpu__slot_of(pcpu__cpu()));
-	/* Relaxed: the slot carries no data but its own value. */
+						 pcpu__slot_of(pcpu__index()));
+	/* Relaxed: the slot carries no data but its own value; q and w are
+	 * checked again after the CAS. */
 	uint64_t x = __atomic_load_n(p, __ATOMIC_RELAXED), n;
 
 	do {
 		n = x + (uint64_t)delta;
-		if (n - PCPU__WIN_LO >= PCPU__WIN_SZ)
+		if (n - __atomic_load_n(p + 1, __ATOMIC_RELAXED) >=
+		    __atomic_load_n(p + 2, __ATOMIC_RELAXED))
 			return 0;
 	} while (!__atomic_compare_exchange_n(p, &x, n, 1, __ATOMIC_RELAXED,
 					      __ATOMIC_RELAXED));
+	/* A publication between our loads and the CAS (it changes u and q
+	 * together) leaves u changed, so the CAS failed; this catches the
+	 * rest (u back to the value we loaded). */
+	if (pcpu__unlikely(n - __atomic_load_n(p + 1, __ATOMIC_RELAXED) >=
+			   __atomic_load_n(p + 2, __ATOMIC_RELAXED)))
+		return -1;
 	return 1;
 }
 
@@ -220,7 +200,9 @@ PCPU__INLINE int pcpu__atomic_slot_add(int64_t *slots, int64_t delta)
  *
  * Never fails and never loses an update: if a DUAL counter's upgrade
  * cannot allocate (or the allocator is busy), the update goes to a shared
- * atomic word and a later update tries the upgrade again.
+ * atomic word and a later update tries the upgrade again.  The owner of a
+ * DUAL counter adds to its own word with one plain instruction; once the
+ * counter is shared, every thread (the owner too) adds to its slot.
  *
  * This API is MT-safe; it may run concurrently with add, read, sum,
  * compare and share of the same counter.  It is async-signal-safe: a
@@ -228,43 +210,41 @@ PCPU__INLINE int pcpu__atomic_slot_add(int64_t *slots, int64_t delta)
  */
 PCPU__INLINE void pcpu_counter_add(struct pcpu_counter *c, int64_t delta)
 {
-	/* Acquire: pairs with the release CAS that installed the slots, so
-	 * the area's clean state happens before this thread's add. */
-	int64_t *slots = __atomic_load_n(&c->pcpu__slots, __ATOMIC_ACQUIRE);
+	/* Relaxed: a thread reads its own thread pointer here only if it
+	 * claimed the counter itself (reset, which clears it, is serialized
+	 * with every update by the caller). */
+	uintptr_t o = __atomic_load_n(&c->pcpu__owner, __ATOMIC_RELAXED);
 
-	/*
-	 * The hints lay the owner's add out as the straight line: without
-	 * them GCC 12 puts the slot add there instead and the owner's add
-	 * costs 2x a plain add (bench/run: owner_add 0.55 vs 0.30 ns, while
-	 * shared_add gains only 0.96 -> 1.0 ns).
-	 */
-	if (pcpu__likely(slots == NULL)) {
-		/*
-		 * Not shared: the owner adds to its word.  Relaxed: the owner
-		 * field changes only under the caller's own serialization
-		 * (init/reset), never concurrently with add.  Once the counter
-		 * is shared the owner uses the slots like everyone else, so
-		 * that its word (on the cache line every adder reads) is no
-		 * longer written; the word stays part of the sum.
-		 */
-		if (pcpu__likely(__atomic_load_n(&c->pcpu__owner,
-						 __ATOMIC_RELAXED) == pcpu__tp())) {
-			pcpu__own_add(&c->pcpu__own, delta);
-			return;
-		}
-	} else if (pcpu__small_delta(delta)) {
-#ifdef PCPU__HAVE_RSEQ_ASM
+	if (pcpu__likely(o == pcpu__tp())) {
+		pcpu__own_add(&c->pcpu__own, delta);
+		return;
+	}
+	if (pcpu__likely(o & PCPU__OWNER_SLOTS)) {
+		int64_t *slots;
+		long off;
+
+		/* Acquire (fence): pairs with the release CAS that set the tag
+		 * after the slots were installed. */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		slots = __atomic_load_n(&c->pcpu__slots, __ATOMIC_RELAXED);
 		/* Relaxed: set while no area is live (see struct pcpu__rt). */
-		long off = __atomic_load_n(&pcpu__rt.rseq_fast,
-					   __ATOMIC_RELAXED);
-
+		off = __atomic_load_n(&pcpu__rt.rseq_fast, __ATOMIC_RELAXED);
+#ifdef PCPU__HAVE_RSEQ_ASM
 		if (pcpu__likely(off != 0)) {
-			if (pcpu__likely(pcpu__rseq_slot_add(slots, delta, off)))
+			if (pcpu__likely(pcpu__rseq_counter_add(slots, delta, off,
+								pcpu__rt.rseq_idx,
+								pcpu__rt.nr_slots)))
 				return;
 		} else
 #endif
-		if (pcpu__likely(pcpu__atomic_slot_add(slots, delta)))
-			return;
+		if (off == 0) {
+			int r = pcpu__atomic_slot_add(slots, delta);
+
+			if (pcpu__likely(r > 0))
+				return;
+			if (r < 0)
+				delta = 0;	/* added; publish only */
+		}
 	}
 	pcpu__counter_add_slow(c, delta);
 }
@@ -285,15 +265,17 @@ PCPU__INLINE void pcpu_counter_dec(struct pcpu_counter *c)
  * pcpu_counter_init - initialize a counter.
  * @c:     the counter.
  * @value: its initial value.
- * @flags: PCPU_COUNTER_DUAL (0), PCPU_COUNTER_LAZY or PCPU_COUNTER_EAGER.
+ * @flags: PCPU_COUNTER_DUAL (0), PCPU_COUNTER_LAZY or PCPU_COUNTER_EAGER,
+ *         optionally or-ed with PCPU_COUNTER_BATCH_LOG2(k), 8 <= k <= 40.
  *
- * DUAL: the calling thread becomes the owner; nothing is allocated.
+ * DUAL: nothing is allocated and the counter has no owner: the first
+ * thread that updates it becomes the owner.
  * LAZY: a per-CPU area is reserved (no slot is written: O(1) whatever the
  * slot count).  EAGER: a per-CPU area is allocated and zeroed for every
  * slot.
  *
- * Return: 0; -EINVAL (@c NULL, unknown @flags) or -ENOMEM, with @c left
- * uninitialized.
+ * Return: 0; -EINVAL (@c NULL, unknown @flags, k outside 8..40) or
+ * -ENOMEM, with @c left uninitialized.
  *
  * This API is MT-safe for distinct counters.
  */
@@ -308,7 +290,7 @@ PCPU_API int pcpu_counter_init(struct pcpu_counter *c, int64_t value,
  * @n:     how many (1 or more).
  *
  * LAZY and EAGER counters share one per-CPU area per group of up to
- * PCPU_ALLOC_MAX / 8 counters, allocated at once, as the kernel's
+ * PCPU_ALLOC_MAX / 32 counters, allocated at once, as the kernel's
  * percpu_counter_init_many() does.  Release them with
  * pcpu_counter_destroy_many() and the same @n.
  *
@@ -340,14 +322,16 @@ PCPU_API void pcpu_counter_destroy_many(struct pcpu_counter *c, unsigned n);
 /**
  * pcpu_counter_read - the approximate value, in O(1).
  *
- * The owner's word plus the shared total, without visiting the slots.
- * When no update is in flight it differs from pcpu_counter_sum() by at
- * most (PCPU_COUNTER_BATCH - 1) * T, where T is the number of slots the
- * counter has touched (every slot for EAGER), so at most
- * (PCPU_COUNTER_BATCH - 1) * pcpu_nr_slots().  When that partial sum is
- * within (PCPU_COUNTER_BATCH - 1) * pcpu_nr_slots() of INT64_MIN or
+ * The owner's word, the shared word and the slots' published total,
+ * without visiting the slots.  When no update is in flight it differs
+ * from pcpu_counter_sum() by at most (batch - 1) * T, where batch is the
+ * counter's (PCPU_COUNTER_BATCH unless PCPU_COUNTER_BATCH_LOG2() said
+ * otherwise) and T the number of slots the counter has touched (every
+ * slot for EAGER), so at most (batch - 1) * pcpu_nr_slots().  When that
+ * partial sum is within (batch - 1) * pcpu_nr_slots() of INT64_MIN or
  * INT64_MAX, where it could have wrapped, the result is the exact sum
- * instead, at the cost of pcpu_counter_sum().
+ * instead, at the cost of pcpu_counter_sum().  Successive reads of a
+ * counter whose updates are all non-negative never decrease.
  *
  * This API is MT-safe and async-signal-safe.
  */
@@ -356,10 +340,15 @@ PCPU_API int64_t pcpu_counter_read(const struct pcpu_counter *c);
 /**
  * pcpu_counter_sum - the exact value.
  *
- * Exact whenever no update is in flight; updates that run concurrently
- * may or may not be counted.  O(1) for a DUAL counter that is not shared,
- * O(touched slots) for LAZY and upgraded DUAL counters (it does not grow
- * with pcpu_nr_slots()), O(pcpu_nr_slots()) for EAGER.
+ * Exact whenever no update is in flight.  An update that runs
+ * concurrently is counted once or not at all, never twice, and a slot's
+ * publication moves no value, so it is counted exactly once: for a
+ * counter whose updates are all non-negative, successive sums (and reads)
+ * in one thread never decrease, and no sum exceeds the total of the
+ * updates begun before it returned.  Never waits or retries.  O(1) for a
+ * DUAL counter without slots, O(touched slots) for LAZY and upgraded DUAL
+ * counters (it does not grow with pcpu_nr_slots()), O(pcpu_nr_slots())
+ * for EAGER.
  *
  * This API is MT-safe and async-signal-safe.
  */
@@ -380,7 +369,7 @@ PCPU_API int pcpu_counter_compare(const struct pcpu_counter *c, int64_t rhs);
  * pcpu_counter_set - set the value.
  *
  * Not concurrently with any other access to @c.  The owner (DUAL) and the
- * per-CPU slots are kept.
+ * per-CPU slots are kept; O(touched slots).
  */
 PCPU_API void pcpu_counter_set(struct pcpu_counter *c, int64_t value);
 
@@ -388,7 +377,9 @@ PCPU_API void pcpu_counter_set(struct pcpu_counter *c, int64_t value);
  * pcpu_counter_share - upgrade a DUAL counter to per-CPU slots now.
  *
  * Call it before handing the counter to other threads, as clone() would.
- * A no-op for counters that are per-CPU already.
+ * A no-op for counters that are per-CPU already.  A DUAL counter that
+ * was reset gets the slots it kept back, without allocating and without
+ * any process-wide lock.
  *
  * Return: 0, or -EINVAL (@c NULL) or -ENOMEM (the counter stays usable:
  * other threads' updates then take a shared atomic word).
@@ -398,12 +389,14 @@ PCPU_API void pcpu_counter_set(struct pcpu_counter *c, int64_t value);
 PCPU_API int pcpu_counter_share(struct pcpu_counter *c);
 
 /**
- * pcpu_counter_reset - value 0 and a new owner, keeping per-CPU memory.
+ * pcpu_counter_reset - value 0, back to owner mode, keeping per-CPU memory.
  *
- * The value becomes 0; a DUAL counter's owner becomes the calling thread.
- * Per-CPU slots the counter has are kept and zeroed in O(touched slots):
- * a counter that was shared stays shared (every thread, the new owner
- * included, updates the slots) and allocates nothing again.  Not
+ * The value becomes 0.  A DUAL counter goes back to owner mode:
+ * pcpu_counter_is_shared() is false, it has no owner until its next
+ * update, and that owner's adds are plain adds again.  The per-CPU slots
+ * it has are kept aside, zeroed in O(touched slots): the next update from
+ * a second thread, or pcpu_counter_share(), puts them back without
+ * allocating.  LAZY and EAGER counters keep their slots, zeroed.  Not
  * concurrently with any other access to @c.
  */
 PCPU_API void pcpu_counter_reset(struct pcpu_counter *c);
@@ -412,8 +405,8 @@ PCPU_API void pcpu_counter_reset(struct pcpu_counter *c);
  * pcpu_counter_is_shared - whether the counter has per-CPU slots.
  *
  * Return: true for LAZY and EAGER counters and for DUAL counters since
- * their upgrade; false for a DUAL counter still private to its owner (also when
- * an upgrade failed to allocate).
+ * their upgrade (until a reset); false for a DUAL counter in owner mode
+ * (also when an upgrade failed to allocate).
  *
  * This API is MT-safe.
  */

@@ -18,6 +18,7 @@
  *   pcpu_set_nr_slots        everything (fails with -EBUSY if areas live)
  *   pcpu_this_slot           everything
  *   pcpu_update_method       everything
+ *   pcpu_slot_index          everything
  */
 #ifndef PCPU_CPU_H
 #define PCPU_CPU_H
@@ -71,31 +72,47 @@ extern "C" {
 #define PCPU__METHOD_RSEQ	1u	/* rseq, registered by glibc          */
 #define PCPU__METHOD_RSEQ_OWN	2u	/* rseq, registered by libpcpu        */
 
+/* Distance between two slots' copies of an area (bytes).  Not API. */
+#define PCPU__UNIT_SHIFT	16
+#define PCPU__UNIT_SIZE		((size_t)1 << PCPU__UNIT_SHIFT)
+
+/* What a slot number means (pcpu__rt.index).  Not API. */
+#define PCPU__INDEX_CPU		0u	/* rseq cpu_id, or sched_getcpu()  */
+#define PCPU__INDEX_MM_CID	1u	/* rseq mm_cid: a concurrency id   */
+
 /*
  * Run-time state read by the inline fast paths.  Not API: the fields may
  * change between releases of the library (the soname changes with them).
+ * All of it lives on one read-mostly cache line.
  *
- * nr_slots:  the slot count; written at set-up, and then only under the
- *            allocator lock while no area is live, so a thread holding a
- *            live area always reads the value the area was built with.
- * method:    PCPU__METHOD_*; written with nr_slots, under the same rule
- *            (rseq needs one slot per possible CPU).
+ * nr_slots:  the slot count; 0 until set-up has run (every entry point of
+ *            the library runs set-up first, also before the library's own
+ *            constructor).  Then written only under the allocator lock
+ *            while no area is live, so a thread holding a live area always
+ *            reads the value the area was built with.
+ * method:    PCPU__METHOD_*; written with nr_slots, under the same rule.
+ * index:     PCPU__INDEX_*; written once, at set-up.
  * rseq_off:  offset from the thread pointer of the struct rseq this
  *            process uses (glibc's, or libpcpu's own TLS one), or 0 when
- *            there is none.  Written once by the library constructor.
- * rseq_fast: rseq_off while the method is an rseq one, else 0: the one
- *            word the counters' fast path tests.  Written with method.
+ *            there is none.  Written once, at set-up.
+ * rseq_fast: rseq_off while the method is an rseq one, else 0: the word
+ *            the fast paths test.  Written with method.
+ * rseq_idx:  offset from the thread pointer of the field that holds the
+ *            slot index (cpu_id or mm_cid); 0 without rseq.  Set-up only.
  */
 struct pcpu__rt {
 	unsigned nr_slots;
 	unsigned method;
+	unsigned index;
+	unsigned pad_;
 	long rseq_off;
 	long rseq_fast;
+	long rseq_idx;
 };
 extern PCPU_API struct pcpu__rt pcpu__rt;
 
-/* Out-of-line CPU lookup for threads without a registered rseq area. */
-PCPU_API unsigned pcpu__cpu_slow(void);
+/* Out-of-line slot index for threads without a registered rseq area. */
+PCPU_API unsigned pcpu__index_slow(void);
 
 /*
  * pcpu__tp - the calling thread's thread pointer: unique among live
@@ -115,75 +132,51 @@ PCPU__INLINE uintptr_t pcpu__tp(void)
 	return tp;
 }
 
-/*
- * pcpu__cpu - the CPU the caller runs on now, read from the thread's rseq
- * area (glibc's or libpcpu's own: one load from TLS) or, failing that,
- * sched_getcpu().
- */
-PCPU__INLINE unsigned pcpu__cpu(void)
+/* The 32-bit field @off bytes from the thread pointer (rseq area). */
+PCPU__INLINE uint32_t pcpu__tls_u32(long off)
 {
-#if defined(__x86_64__) || defined(__aarch64__)
-	long off = pcpu__rt.rseq_off;
-
-	if (pcpu__likely(off != 0)) {
-		/*
-		 * struct rseq { u32 cpu_id_start; u32 cpu_id; ... }: the kernel
-		 * stores cpu_id on every return to user space of this thread;
-		 * only this thread reads it, so a volatile load suffices.  It is
-		 * (u32)-1 or -2 when this thread is not registered, which the
-		 * unsigned compare sends to the slow path (which may register
-		 * the thread).
-		 */
-		unsigned cpu = *(volatile uint32_t *)(pcpu__tp() + off + 4);
-
-		if (pcpu__likely(cpu < 0x7fffffffu))
-			return cpu;
-	}
-#endif
-	return pcpu__cpu_slow();
+	/*
+	 * Only the kernel, on this thread's behalf, and this thread write the
+	 * thread's struct rseq: a volatile load suffices.
+	 */
+	return *(volatile uint32_t *)(pcpu__tp() + (uintptr_t)off);
 }
 
-#if defined(__x86_64__)
 /*
- * Pieces of x86-64 rseq critical sections, shared by every sequence in
- * libpcpu (not API).  A sequence is
- *
- *   PCPU__RSEQ_CS "0:" PCPU__RSEQ_ARM "1:" <body, ending in the commit
- *   store> "2:" PCPU__RSEQ_ABORT("<where to go on abort>")
- *
- * with the rseq area's offset from the thread pointer in operand [off].
- * The descriptor (label 3) covers [1, 2); the abort handler (label 4) is
- * preceded by the signature the kernel checks (0x53053053, the value glibc
- * registers on x86-64, inside a ud1 that is never executed); %rax is
- * clobbered by the arming store.
+ * pcpu__index - the caller's slot index now, unbounded: the rseq field
+ * that pcpu__rt.rseq_idx names (one TLS load) when this thread has its
+ * rseq area registered, else pcpu__index_slow() (which may register it,
+ * or asks sched_getcpu()).
  */
-# define PCPU__RSEQ_CS							\
-	".pushsection __rseq_cs, \"aw\"\n\t"				\
-	".balign 32\n\t"							\
-	"3:\n\t"							\
-	".long 0x0, 0x0\n\t"		/* version, flags */		\
-	".quad 1f, (2f - 1f), 4f\n\t"	/* start, length, abort */	\
-	".popsection\n\t"
-# define PCPU__RSEQ_ARM							\
-	"leaq 3b(%%rip), %%rax\n\t"					\
-	"movq %%rax, %%fs:8(%[off])\n\t"	/* rseq->rseq_cs = &cs */
-# define PCPU__RSEQ_ABORT(target)					\
-	".pushsection __rseq_failure, \"ax\"\n\t"			\
-	".byte 0x0f, 0xb9, 0x3d\n\t"					\
-	".long 0x53053053\n\t"						\
-	"4:\n\t"							\
-	"jmp " target "\n\t"						\
-	".popsection\n\t"
-#endif
+PCPU__INLINE unsigned pcpu__index(void)
+{
+	long off = pcpu__rt.rseq_off;
 
-/* Map a CPU number to a slot: identity unless CPUs share slots. */
-PCPU__INLINE unsigned pcpu__slot_of(unsigned cpu)
+	if (pcpu__likely(off != 0) &&
+	    pcpu__likely((int32_t)pcpu__tls_u32(off + 4) >= 0))
+		return pcpu__tls_u32(pcpu__rt.rseq_idx);
+	return pcpu__index_slow();
+}
+
+/* The old name of pcpu__index(), kept for the cache layer. */
+PCPU__INLINE unsigned pcpu__cpu(void)
+{
+	return pcpu__index();
+}
+
+/*
+ * Map an index to a slot: identity unless indices exceed the slot count
+ * (CPUs sharing slots, or a CPU numbered above what the machine said).
+ */
+PCPU__INLINE unsigned pcpu__slot_of(unsigned index)
 {
 	/* Relaxed: the count changes only while no area is live, and a
-	 * caller mapping a CPU to a slot of a live area reads it then. */
+	 * caller mapping an index to a slot of a live area reads it then. */
 	unsigned n = __atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
 
-	return pcpu__likely(cpu < n) ? cpu : cpu % n;
+	if (pcpu__likely(index < n))
+		return index;
+	return n ? index % n : 0;
 }
 
 /**
@@ -243,6 +236,22 @@ PCPU_API unsigned pcpu_this_slot(void);
  * This API is MT-safe.
  */
 PCPU_API const char *pcpu_update_method(void);
+
+/**
+ * pcpu_slot_index - what a slot number means in this process.
+ *
+ * Return: a static string: "mm_cid" when slots are indexed by the kernel's
+ * rseq mm_cid (a per-process concurrency id below the number of the
+ * process's threads that run at once: a thread that hops between CPUs
+ * keeps one slot, and a process touches at most as many slots as it runs
+ * threads at once), or "cpu" when they are indexed by CPU number (the
+ * kernel has no mm_cid, there is no rseq, or the environment variable
+ * PCPU_SLOT_INDEX=cpu was set when the library was loaded; other values
+ * are ignored).  Decided once, at load time.
+ *
+ * This API is MT-safe and async-signal-safe.
+ */
+PCPU_API const char *pcpu_slot_index(void);
 
 #ifdef __cplusplus
 }

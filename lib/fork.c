@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lib/fork.c - fork(), on top of every layer.
+ *
+ * The child of fork() has one thread, a copy of the one that forked, and
+ * memory as the other threads left it: each of them stopped between two
+ * of its stores, and none will run again.  So no lock of the library may
+ * be held in the child by a thread that is gone, and no update may be
+ * left half done.  The prepare handler takes the locks a thread can hold
+ * for an unbounded time (the cache layer's, then the allocator mutex) so
+ * that the child finds them free; the parent and child handlers release
+ * them.  Nothing here waits for an *update*: updates take no lock and
+ * never wait (counter.c, lazy.c), so a thread that updates while holding
+ * an application lock, or a signal handler that updates while its thread
+ * is inside fork(), cannot deadlock with us.  What an update can leave
+ * half done is repaired in the child instead: the lazy layer's slot words
+ * are reset (lazy.c), and counters whose publication a thread now gone
+ * cut short get their published total recomputed (counter.c, from each
+ * thread's fold journal).
+ *
+ * The complete lock order of the library, outermost first.  Every path
+ * takes locks in this order; the prepare handler takes the starred ones
+ * in it.
+ *
+ *   lock                             file          held for
+ *   -------------------------------  ------------  ---------------------
+ * * cache list lock                  cache layer   create/destroy/fork
+ * * liburcu-bp fork hooks            cache layer   (behaves like a lock)
+ * * each cache's lock and per-CPU    cache layer   depot exchange, drain
+ *   lock words
+ *   per-slot clean-area words        lazy.c        a pop or a push; only
+ *                                                  ever tried, reset in
+ *                                                  the child
+ * * allocator mutex                  alloc.c       chunk work
+ *   counter fold journals            counter.c     not a lock: repaired
+ *                                                  in the child
+ *
+ * A thread's rseq registration is kept by the kernel in the child (fork
+ * without CLONE_VM).  The handlers are registered by the library's
+ * constructor, before main() or dlopen() returns.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+
+static void pcpu_fork_prepare(void)
+{
+	pcpu__cache_fork_prepare();
+	pcpu__alloc_fork_prepare();
+}
+
+static void pcpu_fork_parent(void)
+{
+	pcpu__alloc_fork_release();
+	pcpu__cache_fork_parent();
+}
+
+static void pcpu_fork_child(void)
+{
+	pcpu__lazy_fork_child();
+	pcpu__counter_fork_child();
+	pcpu__alloc_fork_release();
+	pcpu__cache_fork_child();
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_setup(void)
+{
+	/* Fails only with ENOMEM, at load time; then a fork while another
+	 * thread holds a lock of ours is what it is without us. */
+	(void)pthread_atfork(pcpu_fork_prepare, pcpu_fork_parent,
+			     pcpu_fork_child);
+}
+
+__attribute__((constructor)) static void pcpu_fork_ctor(void)
+{
+	pthread_once(&fork_once, fork_setup);
+}
