@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lib/cache_rcu.c - pcpu_cache_free_rcu(): objects freed after a liburcu-bp
+ * grace period, batched per CPU, reclaimed by libpcpu's own thread.  Above
+ * the per-CPU layer (it frees through pcpu__free_many()).
+ *
+ * Batches.  pcpu_cache_free_rcu() puts the object into its CPU's batch
+ * (under the array's rcu_lock); a batch is sent when it holds
+ * PCPU_RCU_BATCH objects, when a free finds it PCPU_RCU_AGE_NS old, or by
+ * shrink, deactivate and destroy.  Sent batches go onto one queue that
+ * the reclaimer thread takes whole: it waits for one grace period
+ * (urcu_bp_synchronize_rcu()) for all of them, then frees their objects
+ * into the cache in bulk.
+ *
+ * Why a thread of our own and not liburcu's call_rcu worker.  Two things
+ * needed a wait for our frees that liburcu's worker cannot give:
+ *  - pcpu_cache_destroy() waits for the cache's pending frees.  With
+ *    call_rcu that was urcu_bp_barrier(), which never returns when called
+ *    on the call_rcu worker itself (from any RCU callback, or from a
+ *    destructor a callback ran).  Waiting for our reclaimer works on
+ *    liburcu's worker; on the reclaimer itself it would not, and there
+ *    pcpu__rcu_flush() returns -EDEADLK with nothing done, as it does
+ *    inside a read-side critical section.
+ *  - fork().  With call_rcu, libpcpu had to call liburcu's fork hooks
+ *    (urcu_bp_call_rcu_before_fork() and friends) from its atfork
+ *    handlers, and an application that also calls them, as liburcu tells
+ *    it to, deadlocked: the hooks take non-recursive mutexes.  libpcpu
+ *    now calls none of them.  Its prepare handler pauses the reclaimer
+ *    between passes and, in the child, a batch whose grace period was in
+ *    progress is queued again and a new reclaimer is started on demand.
+ *    Whether the application calls liburcu's hooks is its own business.
+ *
+ * The fork pause needs care in one place.  An application that called
+ * urcu_bp_before_fork() holds liburcu's grace-period lock while fork()
+ * runs our prepare handler, so a reclaimer inside urcu_bp_synchronize_rcu()
+ * may be waiting for that lock: prepare must not wait for it then.  It
+ * cannot ask liburcu whether the lock is held, but urcu_bp_before_fork()
+ * also blocks every signal of the calling thread, and the forking thread
+ * holds no such lock otherwise; so prepare waits for a grace period in
+ * progress unless every signal is blocked (or the forking thread is itself
+ * inside a read-side critical section, which the grace period would wait
+ * for).  When it does not wait, the child redoes that grace period: the
+ * application's urcu_bp_after_fork_child() has reset liburcu's lock, or,
+ * if the application blocks every signal around fork() without calling
+ * liburcu's hooks, the child's first grace period may wait on a lock the
+ * vanished reclaimer held (liburcu's own rule: call its hooks when the
+ * child does not exec).  Prepare always waits for the freeing part of a
+ * pass (it takes cache locks, which prepare is about to take itself).
+ *
+ * Invariants (rq_lock protects rq_*):
+ *  1. rcu_pending of a cache counts its objects given to free_rcu and not
+ *     yet freed; they are counted in in_use too.  A batch is in exactly
+ *     one place: a per-CPU slot (pc->rcu), the queue, rq_inflight (its
+ *     grace period running), or the reclaimer's local list (being freed).
+ *  2. rq_phase is RQ_GP exactly while rq_inflight is the list whose grace
+ *     period runs, RQ_CB while the reclaimer frees a list, else RQ_IDLE.
+ *  3. While rq_pause is set the reclaimer takes no new list.
+ *  4. Every decrement of rcu_pending is followed by a broadcast of rq_done
+ *     under rq_lock, so a waiter that checked under rq_lock cannot miss it.
+ *
+ * Fences: rcu_pending is decremented with release after the batch's
+ * objects are back, and loaded with acquire by the waiters, so a destroy
+ * that sees 0 sees the cache as the frees left it.  Its increment in
+ * free_rcu is relaxed: only the same thread's later destroy, or a waiter
+ * ordered by rq_lock, reads it.  Everything else is under a mutex.
+ */
+#include "cache.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <urcu/urcu-bp.h>
+
+enum { RQ_IDLE, RQ_GP, RQ_CB };
+
+static pthread_mutex_t rq_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rq_work = PTHREAD_COND_INITIALIZER;	/* queue, unpause */
+static pthread_cond_t rq_done = PTHREAD_COND_INITIALIZER;	/* a pass ended */
+static struct pcpu_rcu_batch *rq_head;		/* sent, not yet taken */
+static struct pcpu_rcu_batch *rq_inflight;	/* grace period running */
+static int rq_phase;
+static int rq_running;				/* the reclaimer exists */
+static int rq_pause;				/* fork in progress */
+
+/* Set on the reclaimer thread: waiting for our own frees is a deadlock. */
+static __thread int pcpu_on_reclaimer
+	__attribute__((tls_model("initial-exec")));
+
+/* Free a batch's objects into its cache (invariant 1). */
+static void batch_free(struct pcpu_rcu_batch *b)
+{
+	struct pcpu_cache *cache = b->cache;
+	unsigned n = b->n;
+
+	/* Still counted in in_use: freeing them counts them out. */
+	pcpu__free_many(cache, n, b->objs, NULL, OBJ_RCU);
+	pcpu__free_mem(b);
+	/* Last, release: a destroy that loads 0 with acquire sees
+	 * everything the free did to the cache. */
+	__atomic_fetch_sub(&cache->rcu_pending, n, __ATOMIC_RELEASE);
+}
+
+static void free_list(struct pcpu_rcu_batch *list)
+{
+	struct pcpu_rcu_batch *b;
+
+	while (list) {
+		b = list;
+		list = b->next;
+		batch_free(b);
+	}
+}
+
+static void *reclaimer(void *unused)
+{
+	struct pcpu_rcu_batch *list;
+
+	(void)unused;
+	pcpu_on_reclaimer = 1;
+	pthread_mutex_lock(&rq_lock);
+	for (;;) {
+		while (!rq_head || rq_pause)
+			pthread_cond_wait(&rq_work, &rq_lock);
+		list = rq_head;
+		rq_head = NULL;
+		rq_inflight = list;
+		rq_phase = RQ_GP;
+		pthread_mutex_unlock(&rq_lock);
+
+		urcu_bp_synchronize_rcu();
+
+		/* A fork between here and the lock redoes the grace period in
+		 * the child: the list is still rq_inflight there. */
+		pthread_mutex_lock(&rq_lock);
+		rq_inflight = NULL;
+		rq_phase = RQ_CB;
+		pthread_mutex_unlock(&rq_lock);
+
+		free_list(list);
+
+		pthread_mutex_lock(&rq_lock);
+		rq_phase = RQ_IDLE;
+		pthread_cond_broadcast(&rq_done);	/* invariant 4 */
+	}
+	return NULL;
+}
+
+/* Start the reclaimer if it is not running.  Under rq_lock; 0 or -1. */
+static int start_locked(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	sigset_t all, old;
+	int err;
+
+	if (rq_running)
+		return 0;
+	if (pthread_attr_init(&attr))
+		return -1;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* No signal of the application's lands on our thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&t, &attr, reclaimer, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (err)
+		return -1;
+	rq_running = 1;
+	return 0;
+}
+
+/*
+ * No reclaimer could be started: do its work here, for the whole queue.
+ * Called with rq_lock held, returns with it held.
+ */
+static void reclaim_inline_locked(void)
+{
+	struct pcpu_rcu_batch *list = rq_head;
+
+	rq_head = NULL;
+	pthread_mutex_unlock(&rq_lock);
+	urcu_bp_synchronize_rcu();
+	free_list(list);
+	pthread_mutex_lock(&rq_lock);
+	pthread_cond_broadcast(&rq_done);		/* invariant 4 */
+}
+
+static void send_batch(struct pcpu_rcu_batch *b)
+{
+	pthread_mutex_lock(&rq_lock);
+	b->next = rq_head;
+	rq_head = b;
+	if (start_locked() == 0)
+		pthread_cond_signal(&rq_work);
+	else
+		reclaim_inline_locked();
+	pthread_mutex_unlock(&rq_lock);
+}
+
+/* Has the batch waited long enough to go out partly filled? */
+static int batch_old(const struct pcpu_rcu_batch *b)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	return (now.tv_sec - b->born.tv_sec) * 1000000000L +
+	       (now.tv_nsec - b->born.tv_nsec) >= PCPU_RCU_AGE_NS;
+}
+
+PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
+{
+	struct pcpu_cache_cpu *pc;
+	struct pcpu_rcu_batch *b, *full = NULL;
+
+	if (!cache || !obj)
+		return;
+	if (cache->flags & PCPU_CACHE_DEBUG)
+		/* Check now, with the caller's address; pending until the
+		 * batch's free, which expects OBJ_RCU. */
+		pcpu__debug_freeing(cache, obj, __builtin_return_address(0),
+				    OBJ_IN_USE, OBJ_RCU);
+	/* Relaxed: see the essay (fences). */
+	__atomic_fetch_add(&cache->rcu_pending, 1, __ATOMIC_RELAXED);
+	pc = pcpu__this_cpu_array(cache);
+	pthread_mutex_lock(&pc->rcu_lock);
+	b = pc->rcu;
+	if (!b) {
+		b = pcpu__malloc(sizeof(*b));
+		if (!b) {
+			/* No batch: wait for the grace period here. */
+			pthread_mutex_unlock(&pc->rcu_lock);
+			urcu_bp_synchronize_rcu();
+			pcpu__free_many(cache, 1, &obj, NULL, OBJ_RCU);
+			/* Last, release: as in batch_free(). */
+			__atomic_fetch_sub(&cache->rcu_pending, 1,
+					   __ATOMIC_RELEASE);
+			pthread_mutex_lock(&rq_lock);
+			pthread_cond_broadcast(&rq_done);	/* inv. 4 */
+			pthread_mutex_unlock(&rq_lock);
+			return;
+		}
+		b->cache = cache;
+		b->n = 0;
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &b->born);
+		pc->rcu = b;
+	}
+	b->objs[b->n++] = obj;
+	if (b->n == PCPU_RCU_BATCH || batch_old(b)) {
+		full = b;
+		pc->rcu = NULL;
+	}
+	pthread_mutex_unlock(&pc->rcu_lock);
+	if (full)
+		send_batch(full);
+}
+
+void pcpu__rcu_send_partial(struct pcpu_cache *cache)
+{
+	struct pcpu_rcu_batch *b;
+	unsigned i;
+
+	/* Relaxed: a hint; a free_rcu racing with us sends its own. */
+	if (!__atomic_load_n(&cache->rcu_pending, __ATOMIC_RELAXED))
+		return;
+	for (i = 0; i < cache->nr_cpus; i++) {
+		pthread_mutex_lock(&cache->cpus[i].rcu_lock);
+		b = cache->cpus[i].rcu;
+		cache->cpus[i].rcu = NULL;
+		pthread_mutex_unlock(&cache->cpus[i].rcu_lock);
+		if (b)
+			send_batch(b);
+	}
+}
+
+int pcpu__rcu_flush(struct pcpu_cache *cache)
+{
+	/* Acquire: pairs with batch_free()'s release. */
+	if (!__atomic_load_n(&cache->rcu_pending, __ATOMIC_ACQUIRE))
+		return 0;
+	/* The reclaimer would wait for itself; a grace period for this
+	 * thread's own read-side critical section. */
+	if (pcpu_on_reclaimer || urcu_bp_read_ongoing())
+		return -EDEADLK;
+	pcpu__rcu_send_partial(cache);
+	pthread_mutex_lock(&rq_lock);
+	while (__atomic_load_n(&cache->rcu_pending, __ATOMIC_ACQUIRE)) {
+		/* A fork child's queue has no reclaimer until asked. */
+		if (rq_head && start_locked() != 0) {
+			reclaim_inline_locked();
+			continue;
+		}
+		if (rq_head)
+			pthread_cond_signal(&rq_work);
+		pthread_cond_wait(&rq_done, &rq_lock);
+	}
+	pthread_mutex_unlock(&rq_lock);
+	return 0;
+}
+
+/* --- fork ---------------------------------------------------------------- */
+
+/* Is every signal that can be blocked blocked in this thread (as
+ * urcu_bp_before_fork() leaves it)? */
+static int all_signals_blocked(void)
+{
+	sigset_t cur;
+	int s;
+
+	if (pthread_sigmask(SIG_BLOCK, NULL, &cur))
+		return 0;
+	for (s = 1; s < SIGRTMIN; s++) {
+		if (s == SIGKILL || s == SIGSTOP || (s >= 32 && s < SIGRTMIN))
+			continue;
+		if (!sigismember(&cur, s))
+			return 0;
+	}
+	for (s = SIGRTMIN; s <= SIGRTMAX; s++)
+		if (!sigismember(&cur, s))
+			return 0;
+	return 1;
+}
+
+void pcpu__rcu_fork_prepare(void)
+{
+	int wait_gp = !all_signals_blocked();
+
+	/* Only now: with every signal blocked the registry lock may be ours
+	 * (urcu_bp_read_ongoing() may register this thread). */
+	if (wait_gp && urcu_bp_read_ongoing())
+		wait_gp = 0;
+	pthread_mutex_lock(&rq_lock);
+	rq_pause = 1;				/* invariant 3 */
+	while (rq_phase == RQ_CB || (rq_phase == RQ_GP && wait_gp))
+		pthread_cond_wait(&rq_done, &rq_lock);
+}
+
+void pcpu__rcu_fork_parent(void)
+{
+	rq_pause = 0;
+	pthread_cond_broadcast(&rq_work);
+	pthread_mutex_unlock(&rq_lock);
+}
+
+void pcpu__rcu_fork_child(void)
+{
+	struct pcpu_rcu_batch **tail = &rq_head;
+
+	/* The reclaimer is gone: its grace period, if one ran, is redone. */
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = rq_inflight;
+	rq_inflight = NULL;
+	rq_phase = RQ_IDLE;
+	rq_running = 0;
+	rq_pause = 0;
+	/* Waiters of the parent do not exist here: fresh condition
+	 * variables, with no stale waiter state. */
+	pthread_cond_init(&rq_work, NULL);
+	pthread_cond_init(&rq_done, NULL);
+	pthread_mutex_unlock(&rq_lock);
+}
