@@ -85,11 +85,16 @@ struct pcpu_bench {
 	unsigned nr_args;
 	/* Operations per run() call for argument @arg. */
 	uint64_t (*batch)(unsigned long arg);
+	/* Nonzero: a scaling body (threads on unrelated objects); with
+	 * PCPU_BENCH_SCALING=1 in the environment the shim registers it for
+	 * 1, 2, 4, ... threads up to the CPUs the process may use. */
+	int scale;
 };
 
 /** The tables, each terminated by an entry whose name is NULL. */
 extern const struct pcpu_bench pcpu_benches[];
 extern const struct pcpu_bench pcpu_cache_benches[];
+extern const struct pcpu_bench pcpu_scale_benches[];
 
 /**
  * pcpu_bench_label - what the shim shows as the runs' label: the library's

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -84,7 +85,11 @@ void register_all()
 	static std::vector<pcpu_bench_ctx> ctxs;
 	std::vector<const pcpu_bench *> all;
 
-	for (const pcpu_bench *t : { pcpu_benches, pcpu_cache_benches })
+	const char *scaling = getenv("PCPU_BENCH_SCALING");
+	const bool scale_all = scaling && *scaling && *scaling != '0';
+
+	for (const pcpu_bench *t : { pcpu_benches, pcpu_cache_benches,
+				     pcpu_scale_benches })
 		for (; t->name; t++)
 			all.push_back(t);
 	ctxs.resize(all.size()); // never resized again: the lambdas keep pointers
@@ -97,7 +102,10 @@ void register_all()
 
 		for (unsigned a = 0; a < b->nr_args; a++)
 			reg->Arg((int64_t)b->args[a]);
-		if (b->threads[0] == 0) {
+		if (b->scale && scale_all) {
+			for (int t = 1; t <= pcpu_bench_nr_cpus(); t *= 2)
+				reg->Threads(t);
+		} else if (b->threads[0] == 0) {
 			reg->Threads(1);
 		} else {
 			for (int t = 0; t < 4 && b->threads[t]; t++)
