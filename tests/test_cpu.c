@@ -284,7 +284,7 @@ START_TEST(test_set_nr_slots_range)
 	unsigned vals[] = { PCPU_MAX_SLOTS, 1, 4096, 2, 3, PCPU_MAX_SLOTS - 1 };
 	size_t i;
 
-	ck_assert_uint_ge(PCPU_MAX_SLOTS, 4096);	/* DESIGN.md 3 */
+	ck_assert_uint_ge(PCPU_MAX_SLOTS, 4096);	/* at least 4096: doc/design.md */
 	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
 		ck_assert_int_eq(pcpu_set_nr_slots(vals[i]), 0);
 		ck_assert_uint_eq(pcpu_nr_slots(), vals[i]);
