@@ -5,10 +5,17 @@
  * promise (untouched slots stay untouched, clean reuse, signals, churn).
  *
  * Expected values are computed alongside the updates, never written in.
- * "Slot values" are made by a helper thread pinned in turn to CPUs that map
- * to distinct slots, adding less than PCPU_COUNTER_BATCH on each: those
- * updates stay in the slots, so pcpu_counter_read() (owner word + shared
- * total) and pcpu_counter_sum() differ and compare() must sum.
+ * "Slot values" are made by a helper thread pinned in turn to each allowed
+ * CPU, adding less than PCPU_COUNTER_BATCH only where pcpu_this_slot() is
+ * a slot it has not added to yet (with mm_cid slots, pcpu_slot_index(),
+ * the slot need not follow the CPU): those updates stay in the slots, so
+ * pcpu_counter_read() (owner word + shared + published total) and
+ * pcpu_counter_sum() differ and compare() must sum.
+ *
+ * DUAL ownership follows use (pcpu/counter.h): after init or reset a DUAL
+ * counter has no owner; its first updater becomes the owner, and the
+ * first update from a second thread upgrades it.  So a test that wants a
+ * non-owner's update to upgrade has the main thread update first.
  */
 #include "testutil.h"
 
@@ -108,13 +115,17 @@ static int64_t add_from_thread(struct pcpu_counter *c, int64_t delta,
 }
 
 /*
- * Add @delta once on each allowed CPU whose slot no earlier CPU had, from
- * one thread pinned to each in turn.
+ * Add @delta once on each allowed CPU whose slot (pcpu_this_slot() once
+ * pinned there: the CPU folded, or the thread's mm_cid) no earlier add
+ * had, from one thread pinned to each in turn.  The slot is read before
+ * and after the add: if it changed (an mm_cid reassigned under us), which
+ * slot took the add is unknown and the job says so (unsure).
  */
 struct pinned_job {
 	struct pcpu_counter *c;
 	int64_t delta;
 	unsigned touched;	/* distinct slots added to */
+	unsigned unsure;	/* adds whose slot changed under them */
 	int64_t added;
 	int err;
 };
@@ -122,28 +133,35 @@ struct pinned_job {
 static void *pinned_fn(void *p)
 {
 	struct pinned_job *j = p;
-	unsigned n = pcpu_nr_slots(), i, s;
-	char used[CPU_SETSIZE];
+	unsigned i, s;
+	char *used = calloc(PCPU_MAX_SLOTS, 1);
 	int k;
 
-	memset(used, 0, sizeof(used));
+	if (!used) {
+		j->err = -ENOMEM;
+		return NULL;
+	}
 	for (i = 0; i < tu_cpus.n; i++) {
 		k = tu_cpus.cpu[i];
-		s = (unsigned)k % n;
-		if (used[s])
-			continue;
 		j->err = tu_pin(k);
 		if (j->err)
 			break;
+		s = pcpu_this_slot();
+		if (used[s])
+			continue;
 		pcpu_counter_add(j->c, j->delta);
+		if (pcpu_this_slot() != s)
+			j->unsure++;
 		used[s] = 1;
 		j->touched++;
 		j->added += j->delta;
 	}
+	free(used);
 	return NULL;
 }
 
-/* Return: what was added; *@touched gets the number of slots. */
+/* Return: what was added; *@touched gets the number of slots, or 0 when
+ * an add's slot is unknown (see pinned_fn()). */
 static int64_t add_pinned(struct pcpu_counter *c, int64_t delta,
 			  unsigned *touched)
 {
@@ -153,8 +171,34 @@ static int64_t add_pinned(struct pcpu_counter *c, int64_t delta,
 	ck_assert_int_eq(j.err, 0);
 	ck_assert_uint_ge(j.touched, 1);
 	if (touched)
-		*touched = j.touched;
+		*touched = j.unsure ? 0 : j.touched;
 	return j.added;
+}
+
+/* White-box (lib/counter.c): the four words {u, q, w, spare} of slot @s. */
+static const uint64_t *slot_words(const struct pcpu_counter *c, unsigned s)
+{
+	return (const uint64_t *)(const void *)((const char *)c->pcpu__slots +
+						(size_t)s * PCPU__UNIT_SIZE);
+}
+
+/* White-box: every touched slot (w != 0) of @c is back at u = 0 and
+ * P = q + (BATCH - 1) = 0 with w kept; untouched ones all zero.  Returns
+ * the number of slots that are not. */
+static unsigned bad_zeroed_slots(const struct pcpu_counter *c)
+{
+	const uint64_t b1 = PCPU_COUNTER_BATCH - 1;
+	unsigned s, bad = 0, n = pcpu_nr_slots();
+
+	for (s = 0; s < n; s++) {
+		const uint64_t *p = slot_words(c, s);
+
+		if (p[2] == 0)
+			bad += p[0] != 0 || p[1] != 0;
+		else
+			bad += p[0] != 0 || p[1] + b1 != 0 || p[2] != 2 * b1 + 1;
+	}
+	return bad;
 }
 
 /* Make @c shared (DUAL) or keep it (EAGER), checking is_shared. */
@@ -318,7 +362,7 @@ static void *many_job_fn(void *p)
 	return NULL;
 }
 
-/* 10000 counters: more than one 4096-counter group for EAGER and LAZY. */
+/* 10000 counters: several 1024-counter groups for EAGER and LAZY. */
 START_TEST(test_init_many_large)
 {
 	const unsigned n = 10000, stride = 97;
@@ -329,7 +373,8 @@ START_TEST(test_init_many_large)
 	int64_t *want, sum;
 	bool sh;
 
-	ck_assert_uint_lt(PCPU_ALLOC_MAX / 8, n / 2);
+	/* Groups of PCPU_ALLOC_MAX / 32 counters (4 words per slot). */
+	ck_assert_uint_lt(PCPU_ALLOC_MAX / 32, n / 2);
 	c = calloc(n, sizeof(*c));
 	want = calloc(n, sizeof(*want));
 	ck_assert_ptr_nonnull(c);
@@ -480,16 +525,42 @@ START_TEST(test_foreign_add_upgrades)
 	pcpu_counter_destroy(&c);
 	tu_expect_no_area("upgraded counter destroyed");
 
-	/* Each kind of update upgrades on its own. */
+	/* Each kind of update upgrades on its own, once main (the first
+	 * updater, so the owner) has updated. */
 	ck_assert_int_eq(pcpu_counter_init(&c, 0, DUAL), 0);
-	want = add_from_thread(&c, -1, 1);	/* dec */
+	pcpu_counter_inc(&c);
+	ck_assert(!pcpu_counter_is_shared(&c));
+	want = 1 + add_from_thread(&c, -1, 1);	/* dec */
 	ck_assert(pcpu_counter_is_shared(&c));
 	ck_assert_int_eq(pcpu_counter_sum(&c), want);
 	pcpu_counter_destroy(&c);
 	ck_assert_int_eq(pcpu_counter_init(&c, 0, DUAL), 0);
-	want = add_from_thread(&c, 1000, 1);	/* add above BATCH */
+	pcpu_counter_dec(&c);
+	want = -1 + add_from_thread(&c, 1000, 1);	/* add above BATCH */
 	ck_assert(pcpu_counter_is_shared(&c));
 	ck_assert_int_eq(pcpu_counter_sum(&c), want);
+	pcpu_counter_destroy(&c);
+	ck_assert_int_eq(pcpu_counter_init(&c, 0, DUAL), 0);
+	pcpu_counter_add(&c, 0);		/* even a 0 claims it */
+	ck_assert_uint_eq(c.pcpu__owner, pcpu__tp());
+	want = add_from_thread(&c, 1, 1);	/* inc */
+	ck_assert(pcpu_counter_is_shared(&c));
+	ck_assert_int_eq(pcpu_counter_sum(&c), want);
+	pcpu_counter_destroy(&c);
+
+	/*
+	 * Handover: made here, updated by one other thread only.  That
+	 * thread becomes the owner: no upgrade, no area, exact.
+	 */
+	ck_assert_int_eq(pcpu_counter_init(&c, 3, DUAL), 0);
+	ck_assert_uint_eq(c.pcpu__owner, 0);	/* no owner after init */
+	want = 3 + add_from_thread(&c, -7, 500);
+	ck_assert_msg(!pcpu_counter_is_shared(&c), "handover: the only "
+		      "updater's adds upgraded a counter made by main");
+	ck_assert(c.pcpu__owner != 0 && c.pcpu__owner != pcpu__tp());
+	ck_assert_int_eq(pcpu_counter_sum(&c), want);
+	ck_assert_int_eq(pcpu_counter_read(&c), want);
+	tu_expect_no_area("handed-over DUAL counter");
 	pcpu_counter_destroy(&c);
 }
 END_TEST
@@ -596,16 +667,25 @@ END_TEST
 /* --- read and compare --------------------------------------------------------- */
 
 /*
- * read() is the owner's word plus the shared total: it misses exactly the
- * values the slots hold, each under BATCH, so it is within (BATCH - 1)
- * times the touched slots of sum() (all slots for EAGER).  @held is what
- * every one of the @touched slots holds now.
+ * read() is the owner's word plus the shared word plus the slots'
+ * published total: it misses exactly what each slot holds beyond its
+ * published part, under BATCH, so it is within (BATCH - 1) times the
+ * touched slots of sum() (all slots for EAGER).  @held is what every one
+ * of the @touched slots holds beyond its published part now; @touched 0:
+ * unknown (an mm_cid changed under an add), only the loose bound holds.
  */
 static void expect_read_touched(const struct pcpu_counter *c, int64_t want,
 				unsigned flags, unsigned touched, int64_t held,
 				const char *what)
 {
 	int64_t rd = pcpu_counter_read(c), bound;
+
+	if (touched == 0) {
+		printf("%s: a slot changed under a pinned add: loose bound "
+		       "only\n", what);
+		ck_assert(dist(rd, want) <= (uint64_t)tu_read_bound());
+		return;
+	}
 
 	bound = tu_read_bound_touched(flags == EAGER ? pcpu_nr_slots() :
 				      touched);
@@ -617,6 +697,41 @@ static void expect_read_touched(const struct pcpu_counter *c, int64_t want,
 		      "sum %lld, with %u slots holding %lld each unfolded",
 		      what, (long long)rd, (long long)want, touched,
 		      (long long)held);
+}
+
+/*
+ * White-box: read() == want - H, where H is what the touched slots (w != 0)
+ * hold beyond their published parts (u - P, P = q + BATCH - 1), each
+ * within BATCH - 1.  For the later stages of check_read_compare(), whose
+ * helper threads may have found other slots than the first one did (with
+ * mm_cid a new thread's slot on a CPU need not be the previous thread's).
+ */
+static void expect_read_whitebox(const struct pcpu_counter *c, int64_t want,
+				 const char *what)
+{
+	const uint64_t b1 = PCPU_COUNTER_BATCH - 1;
+	unsigned s, n = pcpu_nr_slots(), touched = 0;
+	uint64_t held = 0, d;
+	int64_t rd = pcpu_counter_read(c);
+
+	for (s = 0; s < n; s++) {
+		const uint64_t *p = slot_words(c, s);
+
+		if (!p[2])
+			continue;
+		touched++;
+		d = p[0] - (p[1] + b1);
+		tu_check(p[2] == 2 * b1 + 1 && (d + b1) <= 2 * b1, "%s: slot %u: "
+			 "u %#llx q %#llx w %#llx: |u - P| over BATCH - 1",
+			 what, s, (unsigned long long)p[0],
+			 (unsigned long long)p[1], (unsigned long long)p[2]);
+		held += d;
+	}
+	ck_assert_msg(touched >= 1, "%s: no touched slot", what);
+	ck_assert_msg(rd == (int64_t)((uint64_t)want - held), "%s: read %lld, "
+		      "sum %lld, slots hold %lld beyond their published parts",
+		      what, (long long)rd, (long long)want, (long long)held);
+	ck_assert(dist(rd, want) <= (uint64_t)tu_read_bound_touched(touched));
 }
 
 /*
@@ -641,26 +756,27 @@ static void check_read_compare(unsigned flags)
 	want += add_pinned(&c, PCPU_COUNTER_BATCH - 1, &touched);
 	expect_value(&c, want, what);
 	rd = pcpu_counter_read(&c);
-	/* Slot values under BATCH are not folded: read() misses them. */
-	ck_assert_msg(rd != want, "%s: read == sum == %lld with %u slots "
-		      "holding %d each", what, (long long)want, touched,
-		      PCPU_COUNTER_BATCH - 1);
+	/* Slot values under BATCH are not published: read() misses them. */
+	ck_assert_msg(rd != want || touched == 0, "%s: read == sum == %lld "
+		      "with %u slots holding %d each", what, (long long)want,
+		      touched, PCPU_COUNTER_BATCH - 1);
 	expect_read_touched(&c, want, flags, touched, PCPU_COUNTER_BATCH - 1,
 			    what);
 	expect_compare_window(&c, want, what);
 
-	/* Each slot to -(BATCH - 1): still unfolded, the other side. */
+	expect_read_whitebox(&c, want, what);
+
+	/* Each slot to -(BATCH - 1): still unpublished, the other side (a
+	 * slot only this helper found publishes its -2 (BATCH - 1)). */
 	want += add_pinned(&c, -2 * (PCPU_COUNTER_BATCH - 1), &touched);
 	expect_value(&c, want, what);
-	ck_assert_msg(pcpu_counter_read(&c) != want, "%s: read == sum",
-		      what);
-	expect_read_touched(&c, want, flags, touched,
-			    -(PCPU_COUNTER_BATCH - 1), what);
+	expect_read_whitebox(&c, want, what);
 	expect_compare_window(&c, want, what);
 
 	/* Fold: BATCH on top of every slot, then the window again. */
 	want += add_pinned(&c, 3 * PCPU_COUNTER_BATCH, &touched);
 	expect_value(&c, want, what);
+	expect_read_whitebox(&c, want, what);
 	expect_compare_window(&c, want, what);
 	pcpu_counter_destroy(&c);
 }
@@ -800,8 +916,9 @@ END_TEST
 /* --- reset ---------------------------------------------------------------------- */
 
 /*
- * Thread A initializes a counter and stays alive; the main thread resets
- * it and becomes the owner: its adds do not upgrade, A's later adds do.
+ * Thread A initializes a counter, updates it (so owns it) and stays
+ * alive; the main thread resets it (no owner) and updates it first, so
+ * becomes the owner: its adds do not upgrade, A's later adds do.
  */
 struct owner_a {
 	struct pcpu_counter *c;
@@ -837,6 +954,7 @@ START_TEST(test_reset_new_owner)
 	pthread_t t;
 	bool sh_a = true, sh_reset = true, sh_b = true;
 	int64_t sum_a = -1, sum_reset = -1, rd_reset = -1, sum_b = -1;
+	uintptr_t owner_reset = 1, owner_b = 0;
 	int busy_b = -1;
 
 	memset(&a, 0, sizeof(a));
@@ -849,11 +967,13 @@ START_TEST(test_reset_new_owner)
 	if (!a.init_ret) {
 		sh_a = pcpu_counter_is_shared(&c);
 		sum_a = pcpu_counter_sum(&c);
-		pcpu_counter_reset(&c);		/* B (main) becomes the owner */
+		pcpu_counter_reset(&c);		/* no owner now */
+		owner_reset = c.pcpu__owner;
 		sh_reset = pcpu_counter_is_shared(&c);
 		sum_reset = pcpu_counter_sum(&c);
 		rd_reset = pcpu_counter_read(&c);
-		pcpu_counter_add(&c, 7);
+		pcpu_counter_add(&c, 7);	/* B (main) becomes the owner */
+		owner_b = c.pcpu__owner;
 		pcpu_counter_inc(&c);
 		pcpu_counter_add(&c, 1000);
 		sh_b = pcpu_counter_is_shared(&c);
@@ -870,6 +990,10 @@ START_TEST(test_reset_new_owner)
 	ck_assert_msg(!sh_reset, "reset of an unshared counter shared it");
 	ck_assert_int_eq(sum_reset, 0);
 	ck_assert_int_eq(rd_reset, 0);
+	ck_assert_msg(owner_reset == 0, "reset left an owner (%#lx)",
+		      (unsigned long)owner_reset);
+	ck_assert_msg(owner_b == pcpu__tp(), "the first update after reset "
+		      "did not make its thread the owner");
 	ck_assert_msg(!sh_b, "adds by the resetting thread upgraded the "
 		      "counter: reset did not make it the owner");
 	ck_assert_int_eq(sum_b, 1008);
@@ -894,34 +1018,61 @@ static void *reset_fn(void *p)
 START_TEST(test_reset_shared)
 {
 	struct pcpu_counter c;
-	int64_t want;
+	int64_t want, *area;
 
 	ck_assert_int_eq(pcpu_counter_init(&c, 50, DUAL), 0);
 	pcpu_counter_add(&c, 100);
 	share(&c);
+	area = c.pcpu__slots;
 	add_pinned(&c, PCPU_COUNTER_BATCH - 1, NULL);
 	add_from_thread(&c, 999, 2);
 	pcpu_counter_reset(&c);
-	ck_assert_msg(pcpu_counter_is_shared(&c), "reset dropped the slots");
+	/* Back to owner mode, no owner, the slots kept aside and zeroed. */
+	ck_assert_msg(!pcpu_counter_is_shared(&c), "reset left the counter "
+		      "shared");
+	ck_assert_uint_eq(c.pcpu__owner, 0);
+	ck_assert_msg(c.pcpu__slots == area, "reset dropped the slots");
+	ck_assert_msg(bad_zeroed_slots(&c) == 0, "reset: %u slots not zeroed",
+		      bad_zeroed_slots(&c));
 	expect_value(&c, 0, "shared, reset");
 	ck_assert_int_eq(pcpu_counter_read(&c), 0);
 	expect_compare_window(&c, 0, "shared, reset");
 	tu_expect_area("reset keeps the slots");
-	/* Counting goes on, on both paths. */
+	/* Counting goes on: main's add claims it (plain adds, no upgrade),
+	 * a helper's upgrades it again onto the kept slots. */
 	pcpu_counter_add(&c, 5);
+	ck_assert(!pcpu_counter_is_shared(&c));
+	ck_assert_uint_eq(c.pcpu__owner, pcpu__tp());
+	ck_assert_int_eq(pcpu_counter_read(&c), 5);
 	want = 5 + add_pinned(&c, PCPU_COUNTER_BATCH - 1, NULL);
+	ck_assert(pcpu_counter_is_shared(&c));
+	ck_assert_msg(c.pcpu__slots == area, "the upgrade after reset did not "
+		      "reuse the kept slots");
 	expect_value(&c, want, "shared, reset, adds");
 
-	/* Reset by another thread: that thread is the owner now. */
+	/* Reset by another thread: nobody owns it, main's add claims it. */
 	ck_assert_int_eq(tu_run_in_thread(reset_fn, &c), 0);
-	ck_assert(pcpu_counter_is_shared(&c));
+	ck_assert(!pcpu_counter_is_shared(&c));
+	ck_assert_uint_eq(c.pcpu__owner, 0);
+	ck_assert(c.pcpu__slots == area);
 	expect_value(&c, 0, "reset by another thread");
-	pcpu_counter_add(&c, 10);	/* main: not the owner any more */
+	pcpu_counter_add(&c, 10);	/* main: the owner again */
 	pcpu_counter_add(&c, -3);
+	ck_assert(!pcpu_counter_is_shared(&c));
 	want = 7 + add_pinned(&c, 2, NULL);
+	ck_assert(pcpu_counter_is_shared(&c));
 	want += add_from_thread(&c, 1, 300);
 	expect_value(&c, want, "after foreign reset");
 	expect_compare_window(&c, want, "after foreign reset");
+	/* share() after a reset: the same slots again. */
+	pcpu_counter_reset(&c);
+	ck_assert_int_eq(pcpu_counter_share(&c), 0);
+	ck_assert(pcpu_counter_is_shared(&c));
+	ck_assert(c.pcpu__slots == area);
+	want = add_pinned(&c, 3, NULL);
+	pcpu_counter_add(&c, 4);
+	want += 4;
+	expect_value(&c, want, "reset, share");
 	pcpu_counter_destroy(&c);
 	tu_expect_no_area("destroyed");
 }
@@ -943,6 +1094,8 @@ START_TEST(test_reset_percpu)
 	ck_assert(pcpu_counter_is_shared(&c));
 	expect_value(&c, 0, what);
 	ck_assert_int_eq(pcpu_counter_read(&c), 0);
+	ck_assert_msg(bad_zeroed_slots(&c) == 0, "%s: %u slots not zeroed",
+		      what, bad_zeroed_slots(&c));
 	tu_expect_area(what);
 	want = add_pinned(&c, -(PCPU_COUNTER_BATCH - 1), NULL);
 	pcpu_counter_inc(&c);
@@ -991,9 +1144,21 @@ START_TEST(test_many_members)
 			 policy_name(flags), i, (long long)sum,
 			 (long long)want[i]);
 	}
-	ck_assert(pcpu_counter_is_shared(&c[5]));
+	/* A reset DUAL member is back in owner mode (its slots kept); set
+	 * keeps the mode. */
+	ck_assert(pcpu_counter_is_shared(&c[5]) == (flags != DUAL));
 	ck_assert(pcpu_counter_is_shared(&c[6]));
 	ck_assert(pcpu_counter_is_shared(&c[7]) == (flags != DUAL));
+	ck_assert(pcpu_counter_is_shared(&c[4]));
+	/* ... main's update claims it, a helper's upgrades it again. */
+	pcpu_counter_inc(&c[5]);
+	want[5] += 1 + add_from_thread(&c[5], 9, 3);
+	ck_assert(pcpu_counter_is_shared(&c[5]));
+	for (i = 0; i < 100; i++)
+		tu_check(pcpu_counter_sum(&c[i]) == want[i], "%s member %u "
+			 "after re-upgrade: sum %lld, want %lld",
+			 policy_name(flags), i,
+			 (long long)pcpu_counter_sum(&c[i]), (long long)want[i]);
 	pcpu_counter_destroy_many(c, 100);
 	tu_expect_no_area("group destroyed");
 }
@@ -1123,7 +1288,9 @@ struct enomem_obs {
 
 START_TEST(test_enomem)
 {
-	const unsigned nbig = 6 * (PCPU_ALLOC_MAX / 8);	/* >= 3 GiB at MAX */
+	/* Six groups of PCPU_ALLOC_MAX / 32 counters (4 words per slot):
+	 * >= 3 GiB at MAX. */
+	const unsigned ngroup = PCPU_ALLOC_MAX / 32, nbig = 6 * ngroup;
 	struct pcpu_counter d, e, l, many[3], lmany[3], *big;
 	struct enomem_obs o;
 	struct add_job job;
@@ -1189,10 +1356,9 @@ START_TEST(test_enomem)
 		o.limit3 = tu_limit_as(9ull << 29, &old, true);
 		if (o.limit3 == 0) {
 			o.fit = pcpu_counter_init_many(big, 1, LAZY,
-						       2 * (PCPU_ALLOC_MAX / 8));
+						       2 * ngroup);
 			if (o.fit == 0)
-				pcpu_counter_destroy_many(big,
-						2 * (PCPU_ALLOC_MAX / 8));
+				pcpu_counter_destroy_many(big, 2 * ngroup);
 			o.big_lazy = pcpu_counter_init_many(big, 1, LAZY, nbig);
 			o.busy3 = pcpu_set_nr_slots(PCPU_MAX_SLOTS);
 		}
