@@ -18,9 +18,9 @@
  * chunk of an area starts at area & ~(chunk_align - 1); pcpu_free() checks
  * that start against its list of chunks before it trusts the pointer.
  *
- * A unit holds the areas' copies in its first half (PCPU_ALLOC_MAX bytes,
- * PCPU_NGRAN granules of 8 bytes) and, at PCPU__SHADOW_OFF, one *touch
- * byte* per granule: nonzero when this slot may update the granule's copy
+ * A unit holds the areas' copies in its first 7/8 (PCPU_NGRAN granules of
+ * 8 bytes; an area is at most PCPU_ALLOC_MAX, half a unit) and, at
+ * PCPU__SHADOW_OFF, one *touch byte* per granule: nonzero when this slot may update the granule's copy
  * on the fast path (pcpu_area_add(): every byte of an eager area, the
  * touched slots of a lazy one; see lazy.c).  The touch bytes of slot s are
  * in slot s's own unit, so the fast path reads a line that only slot s
@@ -397,7 +397,7 @@ static struct pcpu_chunk *check_locked(void *area, unsigned *offp)
 	for (chunk = pcpu_chunks; chunk; chunk = chunk->next)
 		if (chunk->base == base)
 			break;
-	if (!chunk || (char *)area >= base + PCPU_ALLOC_MAX ||
+	if (!chunk || (char *)area >= base + PCPU__SHADOW_OFF ||
 	    ((uintptr_t)area % PCPU_GRAN)) {
 		pthread_mutex_unlock(&pcpu_alloc_mutex);
 		bad_free(area, "not a per-CPU area");

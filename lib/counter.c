@@ -66,6 +66,36 @@
  * written only 0 -> 2 * batch - 1 by a CAS (idempotent) and back to 0 by
  * destroy.
  *
+ * What one hot counter costs at 192 CPUs (on paper; two CPUs cannot show
+ * it).  Once shared, the counter's own line (owner, slots) is only read
+ * by adders, so it stays in every CPU's cache.  The lines more than one
+ * slot writes are the fold word's line (one RMW per publication) and the
+ * touch map (two words per slot, once).  With deltas of 1 and the default
+ * batch a slot publishes once per 256 of its adds, so 10^6 adds write
+ * shared lines about 10^6 / 256 = 3906 times whatever the CPU count
+ * (bench/run prints the measured figure, "writes to shared lines per
+ * million adds").  At 192 CPUs adding as fast as they can (about 2 ns an
+ * add, 10^11 adds/s in all) that is 3.75 * 10^8 RMWs/s on one line, while
+ * a line that moves between CPUs serves about 10^7 RMWs/s (100 ns a
+ * transfer across sockets): the fold line saturates, and the adders
+ * wait on it; the machine then does 10^7 * 256 = 2.6 * 10^9 adds/s in
+ * all, some 75 ns an add per CPU instead of 2.  A batch of 2^16
+ * (PCPU_COUNTER_BATCH_LOG2(16)) brings the fold line to 1.5 * 10^6 RMWs/s,
+ * below saturation, and the add back to its private cost, at the price
+ * of a read() error bound of (2^16 - 1) * 192 = 1.26 * 10^7; sum() stays
+ * exact.  The kernel's answer for this case is a tree of carries
+ * (Desnoyers' hierarchical per-CPU counters): slots publish to a group
+ * word shared by the CPUs of one cache domain, groups to the root with a
+ * larger batch, so the root line sees the rate of the groups, not of the
+ * CPUs, and read() stays O(1) with an error that grows with the tree's
+ * batches.  libpcpu does not build one: the counters of the workloads it
+ * serves (an mm's rss, a tc action's statistics) are hot on the few CPUs
+ * that run their owner's threads, not on all of them, and the per-counter
+ * batch covers the hot-everywhere counter with one RMW per publication
+ * instead of one per tree level.  A tree would cost a group word per
+ * cache domain per counter (memory written on the first touch of every
+ * domain) and a second RMW per publication.
+ *
  * Invariants:
  *  1. Only the owner writes own (after init/set/reset, which the caller
  *     serializes with everything).
@@ -226,8 +256,10 @@ static struct journal *journal_claim(void)
 	j = page;
 claimed:
 	/* Without the key the record is never given back (a leak of one
-	 * record per thread, and still correct). */
-	if (journal_key_ok && pcpu__setspecific(journal_key, j)) {
+	 * record per thread, and still correct).  Not the fault-injection
+	 * wrapper: the journal is the library's static state, and an update
+	 * without one is exact all the same. */
+	if (journal_key_ok && pthread_setspecific(journal_key, j)) {
 		__atomic_store_n(&j->owner, 0, __ATOMIC_RELEASE);
 		return NULL;
 	}

@@ -52,13 +52,13 @@ extern "C" {
 #define PCPU_ALLOC_MAX		(PCPU__UNIT_SIZE / 2)
 
 /*
- * Inside a unit: the copies in [0, PCPU_ALLOC_MAX), in granules of 8
- * bytes, then one touch byte per granule at PCPU__SHADOW_OFF (set: this
- * slot may update that granule's copy on the fast path).  Not API.
+ * Inside a unit: the copies in [0, PCPU__SHADOW_OFF), in PCPU__NGRAN
+ * granules of 8 bytes, then one touch byte per granule (set: this slot
+ * may update that granule's copy on the fast path).  Not API.
  */
 #define PCPU__GRAN		8u
-#define PCPU__NGRAN		(unsigned)(PCPU_ALLOC_MAX / PCPU__GRAN)
-#define PCPU__SHADOW_OFF	PCPU_ALLOC_MAX
+#define PCPU__SHADOW_OFF	(PCPU__UNIT_SIZE / 8 * 7)
+#define PCPU__NGRAN		(unsigned)(PCPU__SHADOW_OFF / PCPU__GRAN)
 
 /* Slot @slot's copy of @area, inline for the counters' fast paths. */
 PCPU__INLINE void *pcpu__slot_ptr(void *area, unsigned slot)
