@@ -841,6 +841,202 @@ static void hot_teardown(struct pcpu_bench_ctx *ctx)
 	ctx->data = NULL;
 }
 
+/* --- tc-like churn: actions with three per-CPU stats areas ---------------- */
+
+/*
+ * Two threads share a table of 64 action slots.  An iteration takes the
+ * action out of a random slot (an exchange: the taker owns it) and, if
+ * there was one, updates it (this thread may not be the one that made
+ * it), checks it and removes it; else it makes an action, updates it and
+ * puts it in.  Cached: actions come from a pcpu_cache whose constructor
+ * allocates three lazy areas, and removal zeroes them (O(touched)).
+ * Eager: each action allocates three areas with pcpu_alloc() and frees
+ * them, as the kernel's tc actions do today.
+ */
+#define TC_TABLE	64
+
+struct tc_action {
+	int64_t *bstats;	/* bytes, packets */
+	int64_t *drops;
+	int64_t *qstats;
+	int64_t sent;
+};
+
+struct tc_data {
+	struct pcpu_cache *cache;	/* NULL: eager */
+	struct tc_action *table[TC_TABLE];
+	int next;
+};
+
+static int tc_ctor(void *obj, void *arg)
+{
+	struct tc_action *a = obj;
+
+	(void)arg;
+	a->bstats = pcpu_alloc_lazy(16, 8);
+	a->drops = pcpu_alloc_lazy(8, 8);
+	a->qstats = pcpu_alloc_lazy(8, 8);
+	a->sent = 0;
+	if (a->bstats && a->drops && a->qstats)
+		return 0;
+	pcpu_free(a->bstats);
+	pcpu_free(a->drops);
+	pcpu_free(a->qstats);
+	return -ENOMEM;
+}
+
+static void tc_dtor(void *obj, void *arg)
+{
+	struct tc_action *a = obj;
+
+	(void)arg;
+	pcpu_free(a->bstats);
+	pcpu_free(a->drops);
+	pcpu_free(a->qstats);
+}
+
+static struct tc_action *tc_new(struct tc_data *t)
+{
+	struct tc_action *a;
+
+	if (t->cache)
+		return pcpu_cache_alloc(t->cache, 0);
+	a = malloc(sizeof(*a));
+	if (!a)
+		return NULL;
+	a->bstats = pcpu_alloc(16, 8);
+	a->drops = pcpu_alloc(8, 8);
+	a->qstats = pcpu_alloc(8, 8);
+	a->sent = 0;
+	if (a->bstats && a->drops && a->qstats)
+		return a;
+	tc_dtor(a, NULL);
+	free(a);
+	return NULL;
+}
+
+static int tc_delete(struct tc_data *t, struct tc_action *a)
+{
+	int ok = pcpu_area_sum(a->bstats + 1) == a->sent &&
+		 pcpu_area_sum(a->bstats) == 1500 * a->sent;
+
+	if (t->cache) {
+		pcpu_area_zero(a->bstats);
+		pcpu_area_zero(a->drops);
+		pcpu_area_zero(a->qstats);
+		a->sent = 0;
+		pcpu_cache_free(t->cache, a);
+	} else {
+		tc_dtor(a, NULL);
+		free(a);
+	}
+	return ok ? 0 : -1;
+}
+
+static void tc_traffic(struct tc_action *a)
+{
+	pcpu_area_add(a->bstats, 1500);
+	pcpu_area_add(a->bstats + 1, 1);
+	pcpu_area_add(a->qstats, 1);
+	a->sent++;
+}
+
+static void tc_setup_common(struct pcpu_bench_ctx *ctx, int cached)
+{
+	struct tc_data *t;
+
+	if (ctx->threads > pcpu_bench_nr_cpus()) {
+		pcpu_bench_fail(ctx, "skipped: needs a CPU per thread");
+		return;
+	}
+	if (pcpu_bench_set_slots(ctx, (unsigned)ctx->arg))
+		return;
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		pcpu_bench_fail(ctx, "out of memory");
+		return;
+	}
+	if (cached) {
+		t->cache = pcpu_cache_create("tc", sizeof(struct tc_action), 64,
+					     tc_ctor, tc_dtor, NULL, 0);
+		if (!t->cache) {
+			free(t);
+			pcpu_bench_fail(ctx, "pcpu_cache_create failed");
+			return;
+		}
+	}
+	ctx->data = t;
+}
+
+static void tc_cached_setup(struct pcpu_bench_ctx *ctx)
+{
+	tc_setup_common(ctx, 1);
+}
+
+static void tc_eager_setup(struct pcpu_bench_ctx *ctx)
+{
+	tc_setup_common(ctx, 0);
+}
+
+static void tc_run(struct pcpu_bench_ctx *ctx, uint64_t iters)
+{
+	struct tc_data *t = ctx->data;
+	unsigned long seed;
+	uint64_t i;
+
+	if (my_run != ctx->run_id) {
+		int k = __atomic_fetch_add(&t->next, 1, __ATOMIC_RELAXED);
+
+		my_run = ctx->run_id;
+		if (ctx->threads > 1 && pcpu_bench_pin(k))
+			pcpu_bench_fail(ctx, "cannot pin");
+	}
+	seed = (unsigned long)(uintptr_t)&seed;
+	for (i = 0; i < iters; i++) {
+		unsigned k;
+		struct tc_action *a, *none = NULL;
+
+		seed = seed * 6364136223846793005u + 1442695040888963407u;
+		k = (unsigned)(seed >> 33) % TC_TABLE;
+		/* Acquire: the maker's updates before our reads. */
+		a = __atomic_exchange_n(&t->table[k], NULL, __ATOMIC_ACQ_REL);
+		if (a) {
+			tc_traffic(a);
+			if (tc_delete(t, a))
+				pcpu_bench_fail(ctx, "an action's stats are wrong");
+			continue;
+		}
+		a = tc_new(t);
+		if (!a) {
+			pcpu_bench_fail(ctx, "cannot make an action");
+			return;
+		}
+		tc_traffic(a);
+		tc_traffic(a);
+		/* Release: our updates before the taker's acquire. */
+		if (!__atomic_compare_exchange_n(&t->table[k], &none, a, 0,
+						 __ATOMIC_RELEASE,
+						 __ATOMIC_RELAXED))
+			tc_delete(t, a);
+	}
+	count(ctx, iters);
+}
+
+static void tc_teardown(struct pcpu_bench_ctx *ctx)
+{
+	struct tc_data *t = ctx->data;
+	unsigned k;
+
+	for (k = 0; k < TC_TABLE; k++)
+		if (t->table[k])
+			tc_delete(t, t->table[k]);
+	if (t->cache && pcpu_cache_destroy(t->cache))
+		pcpu_bench_fail(ctx, "pcpu_cache_destroy failed");
+	free(t);
+	pcpu_bench_unpin();
+	ctx->data = NULL;
+}
+
 /* --- the table ------------------------------------------------------------ */
 
 static uint64_t fast_batch(unsigned long arg)
@@ -858,6 +1054,7 @@ static uint64_t mid_batch(unsigned long arg)
 static const unsigned long lazy_slots[] = { 2, 1024 };
 static const unsigned long lazy_alloc_slots[] = { 1, 4096 };
 static const unsigned long life_slots[] = { 192 };
+static const unsigned long tc_slots[] = { 64, 4096 };
 
 #define S(nm, su, body, td, b) {					\
 	.name = "scale/" nm, .setup = su, .run = body, .teardown = td,	\
@@ -919,6 +1116,12 @@ const struct pcpu_bench pcpu_scale_benches[] = {
 	  .run = life_batch_run, .teardown = life_teardown,
 	  .threads = { 1 }, .batch = life_batch, .args = life_slots,
 	  .nr_args = 1 },
+	{ .name = "tc/cached_lazy", .setup = tc_cached_setup, .run = tc_run,
+	  .teardown = tc_teardown, .threads = { 2 }, .batch = mid_batch,
+	  .args = tc_slots, .nr_args = 2 },
+	{ .name = "tc/eager", .setup = tc_eager_setup, .run = tc_run,
+	  .teardown = tc_teardown, .threads = { 2 }, .batch = mid_batch,
+	  .args = tc_slots, .nr_args = 2 },
 	ONE("hot/lazy_add1", hot_setup, hot_run, hot_teardown, fast_batch,
 	    1, 2),
 	{ .name = NULL },
