@@ -84,7 +84,9 @@ fi
 case $default in
 rseq)
 	# The kernel has rseq, so libpcpu must be able to register its own.
-	run_under rseq-own rseq-own env GLIBC_TUNABLES=glibc.pthread.rseq=0 ;;
+	run_under rseq-own rseq-own env GLIBC_TUNABLES=glibc.pthread.rseq=0
+	# Slots by CPU number rather than mm_cid (where the kernel has it).
+	run_under cpuidx rseq env PCPU_SLOT_INDEX=cpu ;;
 rseq-own)
 	echo "glibc registers no rseq here: the default run was rseq-own" ;;
 atomic)
