@@ -390,9 +390,10 @@ PCPU_API int pcpu_cache_stats(const struct pcpu_cache *cache,
  * pass freeing objects, which takes cache locks and may run destructors
  * that create or destroy caches), then pcpu_caches_lock, then per cache
  * drain_lock, lock, and the leaf locks: the RCU batch locks and the lock
- * words (held only around plain array accesses).  libpcpu calls none of
- * liburcu's fork hooks: an application may call them around fork() or
- * not (cache_rcu.c says what each choice means).
+ * words (held only around plain array accesses).  Of liburcu's fork
+ * hooks, the reclaimer's pause calls the urcu-bp pair only when the
+ * application did not (cache_rcu.c): an application may call them around
+ * fork() or not.
  */
 void pcpu__cache_fork_prepare(void)
 {

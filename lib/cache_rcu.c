@@ -21,31 +21,41 @@
  *    liburcu's worker; on the reclaimer itself it would not, and there
  *    pcpu__rcu_flush() returns -EDEADLK with nothing done, as it does
  *    inside a read-side critical section.
- *  - fork().  With call_rcu, libpcpu had to call liburcu's fork hooks
+ *  - fork().  With call_rcu, libpcpu called liburcu's fork hooks
  *    (urcu_bp_call_rcu_before_fork() and friends) from its atfork
- *    handlers, and an application that also calls them, as liburcu tells
- *    it to, deadlocked: the hooks take non-recursive mutexes.  libpcpu
- *    now calls none of them.  Its prepare handler pauses the reclaimer
- *    between passes and, in the child, a batch whose grace period was in
- *    progress is queued again and a new reclaimer is started on demand.
- *    Whether the application calls liburcu's hooks is its own business.
+ *    handlers unconditionally, and an application that also calls them,
+ *    as liburcu tells it to, deadlocked: the hooks take non-recursive
+ *    mutexes.  libpcpu no longer uses call_rcu, so it never needs the
+ *    call_rcu hooks; its prepare handler pauses the reclaimer between
+ *    passes and, in the child, a batch whose grace period was in progress
+ *    is queued again and a new reclaimer is started on demand.
  *
- * The fork pause needs care in one place.  An application that called
+ * One hook libpcpu still needs: urcu_bp_before_fork() and its after-fork
+ * pair, which make liburcu's grace-period lock free and its reader
+ * registry consistent in the child (without them a reader that was inside
+ * a read-side critical section at fork() makes every grace period of the
+ * child wait for a thread that does not exist there).  The application
+ * may have called urcu_bp_before_fork() already; calling it again would
+ * deadlock, and liburcu offers no way to ask.  But urcu_bp_before_fork()
+ * blocks every signal of the calling thread until the after-fork hook, so
+ * the prepare handler calls the pair exactly when the forking thread does
+ * not have every signal blocked.  Both ways of forking thus work: the
+ * application calls liburcu's hooks around fork() (then libpcpu calls
+ * none), or it calls none (then libpcpu calls the urcu-bp pair).  What
+ * does not work: calling urcu_bp_before_fork() and then unblocking a
+ * signal before fork(), or blocking every signal around fork() without
+ * calling liburcu's hooks while readers may be inside critical sections.
+ *
+ * The pause needs care in one place.  An application that called
  * urcu_bp_before_fork() holds liburcu's grace-period lock while fork()
  * runs our prepare handler, so a reclaimer inside urcu_bp_synchronize_rcu()
- * may be waiting for that lock: prepare must not wait for it then.  It
- * cannot ask liburcu whether the lock is held, but urcu_bp_before_fork()
- * also blocks every signal of the calling thread, and the forking thread
- * holds no such lock otherwise; so prepare waits for a grace period in
- * progress unless every signal is blocked (or the forking thread is itself
- * inside a read-side critical section, which the grace period would wait
- * for).  When it does not wait, the child redoes that grace period: the
- * application's urcu_bp_after_fork_child() has reset liburcu's lock, or,
- * if the application blocks every signal around fork() without calling
- * liburcu's hooks, the child's first grace period may wait on a lock the
- * vanished reclaimer held (liburcu's own rule: call its hooks when the
- * child does not exec).  Prepare always waits for the freeing part of a
- * pass (it takes cache locks, which prepare is about to take itself).
+ * may be waiting for that lock: prepare must not wait for it then (it
+ * waits for a grace period in progress only when it will call the hook
+ * itself, and not when the forking thread is inside a read-side critical
+ * section, which the grace period would wait for).  When it does not
+ * wait, the child redoes that grace period.  Prepare always waits for the
+ * freeing part of a pass (it takes cache locks, which prepare is about to
+ * take itself).
  *
  * Invariants (rq_lock protects rq_*):
  *  1. rcu_pending of a cache counts its objects given to free_rcu and not
@@ -57,6 +67,9 @@
  *  3. While rq_pause is set the reclaimer takes no new list.
  *  4. Every decrement of rcu_pending is followed by a broadcast of rq_done
  *     under rq_lock, so a waiter that checked under rq_lock cannot miss it.
+ *  5. For one fork, libpcpu calls urcu_bp_before_fork() (in prepare, with
+ *     rq_lock held and the reclaimer paused) and its after-fork pair
+ *     exactly when rq_bp_hooks is set: when the application did not.
  *
  * Fences: rcu_pending is decremented with release after the batch's
  * objects are back, and loaded with acquire by the waiters, so a destroy
@@ -80,6 +93,7 @@ static struct pcpu_rcu_batch *rq_inflight;	/* grace period running */
 static int rq_phase;
 static int rq_running;				/* the reclaimer exists */
 static int rq_pause;				/* fork in progress */
+static int rq_bp_hooks;		/* this fork: we called urcu_bp_*_fork() */
 
 /* Set on the reclaimer thread: waiting for our own frees is a deadlock. */
 static __thread int pcpu_on_reclaimer
@@ -322,20 +336,30 @@ static int all_signals_blocked(void)
 
 void pcpu__rcu_fork_prepare(void)
 {
-	int wait_gp = !all_signals_blocked();
+	int app_hooks = all_signals_blocked();
+	int wait_gp = !app_hooks;
 
-	/* Only now: with every signal blocked the registry lock may be ours
-	 * (urcu_bp_read_ongoing() may register this thread). */
+	/* Only when the application has not taken liburcu's registry lock
+	 * (urcu_bp_read_ongoing() may register this thread, under it). */
 	if (wait_gp && urcu_bp_read_ongoing())
 		wait_gp = 0;
 	pthread_mutex_lock(&rq_lock);
 	rq_pause = 1;				/* invariant 3 */
 	while (rq_phase == RQ_CB || (rq_phase == RQ_GP && wait_gp))
 		pthread_cond_wait(&rq_done, &rq_lock);
+	/* liburcu's own state (its registry, which the child must prune of
+	 * vanished readers, and its grace-period lock) is made consistent
+	 * by urcu_bp_before_fork(): ours to call unless the application
+	 * called it (invariant 5). */
+	rq_bp_hooks = !app_hooks;
+	if (rq_bp_hooks)
+		urcu_bp_before_fork();
 }
 
 void pcpu__rcu_fork_parent(void)
 {
+	if (rq_bp_hooks)
+		urcu_bp_after_fork_parent();
 	rq_pause = 0;
 	pthread_cond_broadcast(&rq_work);
 	pthread_mutex_unlock(&rq_lock);
@@ -345,6 +369,8 @@ void pcpu__rcu_fork_child(void)
 {
 	struct pcpu_rcu_batch **tail = &rq_head;
 
+	if (rq_bp_hooks)
+		urcu_bp_after_fork_child();
 	/* The reclaimer is gone: its grace period, if one ran, is redone. */
 	while (*tail)
 		tail = &(*tail)->next;
