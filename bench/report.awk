@@ -280,6 +280,7 @@ END {
 	}
 
 	cache_tables()
+	metrics_table()
 
 	# The memory table bench/pcpu-mem wrote (its own output is printed
 	# by bench/run): slots, EAGER, LAZY, DUAL+share MiB.
@@ -600,4 +601,28 @@ function cache_tables(    nc, ntc, i, s, e1, c1, e2, c2, te, tc, w, m, ml, k, \
 		}
 		close(cdat)
 	}
+}
+
+# The metrics registry of tests/examples/metrics.c (bench/bench_metrics.c):
+# ns per request, DUAL counters against the same registry on C11 atomics.
+function metrics_table(    t, p, a) {
+	if (!("metrics/PCPU@1" in seen) && !("metrics/ATOMIC@1" in seen))
+		return
+	print ""
+	print "Metrics registry, tests/examples/metrics.c's request: 3 series" \
+	    " updates after lock-free"
+	print "lookups under liburcu-bp (ns per request; 2 threads: wall ns" \
+	    " per request over both)"
+	printf "  %-8s %12s %12s %14s\n", "threads", "pcpu DUAL", \
+	    "C11 atomics", "atomics/pcpu"
+	for (t = 1; t <= 2; t++) {
+		p = "metrics/PCPU@" t
+		a = "metrics/ATOMIC@" t
+		if (!(p in seen) && !(a in seen))
+			continue
+		printf "  %-8d %12s %12s %14s\n", t, cell(p, 12), cell(a, 12), \
+		    ratio(get(a), get(p), 14)
+	}
+	print "Each thread updates its own users' series and the shared" \
+	    " status and bytes series."
 }

@@ -26,6 +26,8 @@
 
 extern "C" {
 #include "bench.h"
+// bench/bench_metrics.c: the metrics registry, DUAL counters vs C11 atomics.
+extern const struct pcpu_bench pcpu_metrics_benches[];
 }
 
 namespace {
@@ -89,7 +91,7 @@ void register_all()
 	const bool scale_all = scaling && *scaling && *scaling != '0';
 
 	for (const pcpu_bench *t : { pcpu_benches, pcpu_cache_benches,
-				     pcpu_scale_benches })
+				     pcpu_scale_benches, pcpu_metrics_benches })
 		for (; t->name; t++)
 			all.push_back(t);
 	ctxs.resize(all.size()); // never resized again: the lambdas keep pointers

@@ -19,3 +19,10 @@ tests_examples_cxx_raii_SOURCES = tests/examples/cxx_raii.cc
 tests_examples_cxx_raii_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -pthread
 tests_examples_cxx_raii_LDADD = lib/libpcpu.la
 endif
+
+# bench/bench_metrics.c: the same registry's cost per request, DUAL
+# counters against C11 atomics, in pcpu-bench (bench/run's tables).
+if HAVE_BENCHMARK
+bench_pcpu_bench_SOURCES += bench/bench_metrics.c
+bench_pcpu_bench_LDADD += $(URCU_LIBS)
+endif
