@@ -4,9 +4,10 @@
  *
  * The Bonwick slab model, for objects that own per-CPU memory.  A cache
  * hands out objects of one size carved out of slabs.  The constructor runs
- * on every object when its slab is created, the destructor when the slab
- * is released; in between, objects go out and come back many times in
- * their constructed state.  An object whose constructor allocates per-CPU
+ * on an object the first time an allocation needs it (an allocation that
+ * finds no constructed object in the cache constructs one for itself), the
+ * destructor when the object's slab is released; in between, objects go
+ * out and come back many times in their constructed state.  An object whose constructor allocates per-CPU
  * memory (pcpu_alloc(), pcpu_counter_init()) therefore pays the global
  * allocator lock and the per-CPU initialization once per slab, not once
  * per use: the remedy proposed for the kernel's mm_struct and tc actions.
@@ -23,8 +24,18 @@
  * Constructors and destructors may call pcpu_alloc(), pcpu_free(),
  * pcpu_counter_init*() and pcpu_counter_destroy*(); the library never runs
  * them with one of its own locks held.  A constructor that allocates from
- * its own cache gets EDEADLK (constructors of two caches that allocate from
- * each other are not detected).
+ * its own cache, directly or through the constructors of other caches
+ * (A -> B -> A), gets EDEADLK, as does a chain of constructors of distinct
+ * caches nested more than 16 deep.
+ *
+ * fork().  An application that forks without exec and uses
+ * pcpu_cache_free_rcu() may call liburcu's fork hooks around fork(), as
+ * liburcu documents (urcu_bp_call_rcu_before_fork(), urcu_bp_before_fork(),
+ * and their after-fork pairs), or not call them: both work.  libpcpu calls
+ * urcu_bp_before_fork() and its pair itself exactly when the forking
+ * thread does not have every signal blocked (urcu_bp_before_fork() blocks
+ * them all), so do not unblock a signal between liburcu's before-fork
+ * hook and fork().
  *
  * Synchronization table ("yes": may run concurrently on one cache)
  *
@@ -56,9 +67,11 @@ extern "C" {
  * @obj: the object (size and alignment of the cache; contents undefined).
  * @arg: the cache's @arg.
  *
- * Return: 0, or a negative errno: the allocation that needed the slab then
- * fails with that errno (EINVAL for a positive value), the slab's objects
- * constructed so far are destroyed and the slab is freed.
+ * Return: 0, or a negative errno: only the allocation that needed this
+ * object fails, with that errno (EINVAL for a positive value).  The object
+ * stays unconstructed in its slab and a later allocation tries it again;
+ * objects constructed before are kept.  With one call in three failing,
+ * about two allocations in three succeed.
  */
 typedef int (*pcpu_ctor_fn)(void *obj, void *arg);
 
@@ -69,7 +82,7 @@ typedef void (*pcpu_dtor_fn)(void *obj, void *arg);
 struct pcpu_cache_stats {
 	size_t in_use;		/* objects allocated and not freed */
 	size_t cached;		/* constructed objects free in the cache */
-	size_t slabs;		/* slabs (each constructed whole) */
+	size_t slabs;		/* slabs (objects constructed on demand) */
 	size_t objs_per_slab;	/* objects in every slab */
 	uint64_t ctor_calls;	/* constructor calls, successful or not */
 	uint64_t dtor_calls;	/* destructor calls */
@@ -112,9 +125,10 @@ PCPU_API struct pcpu_cache *pcpu_cache_create(const char *name, size_t size,
  *         no lock, run no constructor, fail rather than wait.
  *
  * Return: the object, or NULL with errno EAGAIN (PCPU_NOWAIT and the
- * array is empty), EDEADLK (called from a constructor of @cache), EINVAL
- * (@cache NULL, unknown @flags), ENOMEM, or the errno a constructor
- * returned.
+ * array is empty), EDEADLK (called from a constructor of @cache, directly
+ * or through other caches' constructors, or constructors nested more than
+ * 16 deep), EINVAL (@cache NULL, unknown @flags), ENOMEM, or the errno the
+ * constructor returned for the one object this allocation needed.
  *
  * This API is MT-safe; with PCPU_NOWAIT it is also async-signal-safe.
  */
@@ -141,7 +155,8 @@ PCPU_API void pcpu_cache_free(struct pcpu_cache *cache, void *obj);
  * @objs:  where to store them.
  *
  * Return: @n, or 0 with errno set as pcpu_cache_alloc() would (and no
- * object taken).  0 with errno EINVAL for @objs NULL.
+ * object taken; objects constructed for the call stay constructed in the
+ * cache).  0 with errno EINVAL for @objs NULL.
  *
  * This API is MT-safe.
  */
@@ -165,8 +180,8 @@ PCPU_API void pcpu_cache_free_bulk(struct pcpu_cache *cache, size_t n,
  * critical section (urcu_bp_read_lock(), <urcu/urcu-bp.h>) that began
  * before the call has ended.  It must already be in its constructed state
  * as far as the cache is concerned (readers may still look at it until the
- * grace period ends).  Objects are batched per CPU and freed in bulk from
- * liburcu's call_rcu worker; a batch is sent when it holds 64 objects, when
+ * grace period ends).  Objects are batched per CPU and freed in bulk by a
+ * thread of libpcpu's (not liburcu's call_rcu worker); a batch is sent when it holds 64 objects, when
  * a pcpu_cache_free_rcu() on its CPU finds it 10 ms old, or by
  * pcpu_cache_shrink(), pcpu_cache_deactivate() and pcpu_cache_destroy().
  * When a batch cannot be allocated the call waits for a grace period
@@ -207,11 +222,16 @@ PCPU_API int pcpu_cache_deactivate(struct pcpu_cache *cache);
  * pcpu_cache_destroy - destroy a cache.
  *
  * Waits for the cache's pending pcpu_cache_free_rcu() frees, then, if no
- * object is in use, destroys every object and frees the cache.
+ * object is in use, destroys every object and frees the cache.  It may be
+ * called from an RCU callback on liburcu's call_rcu worker.
  *
  * Return: 0; -EBUSY (objects in use: nothing released, the cache stays
- * usable); -EINVAL for @cache NULL.  With PCPU_CACHE_DEBUG, objects in
- * use are reported and the process aborts instead of -EBUSY.
+ * usable); -EDEADLK (frees of @cache are pending and waiting for them
+ * could never end: the caller is a destructor that libpcpu runs on its
+ * RCU reclaim thread, or is inside an RCU read-side critical section;
+ * nothing done, the cache stays usable); -EINVAL for @cache NULL.  With
+ * PCPU_CACHE_DEBUG, objects in use are reported and the process aborts
+ * instead of -EBUSY.
  *
  * Not concurrently with any other use of @cache.
  */
