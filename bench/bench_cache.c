@@ -596,6 +596,110 @@ static void cache_teardown(struct pcpu_bench_ctx *ctx)
 	cache_cleanup(ctx, 1);
 }
 
+/* --- constructor failures ------------------------------------------------ */
+
+/*
+ * cache_ctorfail/CACHED - a cache whose constructor fails one call in three
+ * (deterministically: every third call).  Each operation is one
+ * pcpu_cache_alloc() that must construct: objects are held, and every 256
+ * of them are freed and the cache shrunk, so the next allocations find no
+ * constructed object again.  Reported: alloc_success_ratio (the contract
+ * says about 2/3: a failing constructor fails only the allocation that
+ * needed it) and ctor_per_success (about 1.5).
+ */
+struct ctorfail_data {
+	struct pcpu_cache *cache;
+	uint64_t ctor_calls, tries, ok;
+};
+
+static int ctorfail_ctor(void *obj, void *arg)
+{
+	struct ctorfail_data *d = arg;
+
+	(void)obj;
+	/* Relaxed: a count, read by teardown after the runs. */
+	if (__atomic_fetch_add(&d->ctor_calls, 1, __ATOMIC_RELAXED) % 3 == 2)
+		return -ENOMEM;
+	return 0;
+}
+
+static void ctorfail_setup(struct pcpu_bench_ctx *ctx)
+{
+	struct ctorfail_data *d = calloc(1, sizeof(*d));
+
+	if (!d) {
+		pcpu_bench_fail(ctx, "ctorfail: calloc");
+		return;
+	}
+	d->cache = pcpu_cache_create("ctorfail", 64, 0, ctorfail_ctor, NULL, d,
+				     0);
+	if (!d->cache) {
+		free(d);
+		pcpu_bench_fail(ctx, "ctorfail: pcpu_cache_create");
+		return;
+	}
+	ctx->data = d;
+}
+
+static void ctorfail_run(struct pcpu_bench_ctx *ctx, uint64_t iters)
+{
+	struct ctorfail_data *d = ctx->data;
+	void *held[256];
+	uint64_t i, ok = 0;
+	size_t n = 0;
+
+	for (i = 0; i < iters; i++) {
+		void *o = pcpu_cache_alloc(d->cache, 0);
+
+		if (o) {
+			held[n++] = o;
+			ok++;
+		} else if (errno != ENOMEM) {
+			pcpu_bench_fail(ctx, "ctorfail: unexpected errno");
+			break;
+		}
+		if (n == 256) {
+			pcpu_cache_free_bulk(d->cache, n, held);
+			n = 0;
+			(void)pcpu_cache_shrink(d->cache);
+		}
+	}
+	pcpu_cache_free_bulk(d->cache, n, held);
+	(void)pcpu_cache_shrink(d->cache);
+	__atomic_fetch_add(&d->tries, i, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&d->ok, ok, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&ctx->ops, i, __ATOMIC_RELAXED);
+}
+
+static void ctorfail_teardown(struct pcpu_bench_ctx *ctx)
+{
+	struct ctorfail_data *d = ctx->data;
+	struct pcpu_cache_stats st;
+
+	if (!d)
+		return;
+	if (pcpu_cache_stats(d->cache, &st) || st.in_use != 0)
+		pcpu_bench_fail(ctx, "ctorfail: objects in use at teardown");
+	if (d->tries) {
+		ctx->counters[0].name = "alloc_success_ratio";
+		ctx->counters[0].value = (double)d->ok / (double)d->tries;
+	}
+	if (d->ok) {
+		ctx->counters[1].name = "ctor_per_success";
+		ctx->counters[1].value = (double)d->ctor_calls / (double)d->ok;
+	}
+	if (pcpu_cache_destroy(d->cache))
+		pcpu_bench_fail(ctx, "ctorfail: pcpu_cache_destroy");
+	free(d);
+	ctx->data = NULL;
+}
+
+static uint64_t ctorfail_batch(unsigned long arg)
+{
+	(void)arg;
+	return 768;
+}
+
 /* --- the table ----------------------------------------------------------- */
 
 static const unsigned long cache_slot_counts[] = { 2, 64, 192, 1024, 4096 };
@@ -623,5 +727,8 @@ const struct pcpu_bench pcpu_cache_benches[] = {
 	CACHE_BENCH("cache_mm/CACHED", mm_cached_run, 1, 2),
 	CACHE_BENCH("cache_tc/EAGER", tc_eager_run, 1),
 	CACHE_BENCH("cache_tc/CACHED", tc_cached_run, 1),
+	{ .name = "cache_ctorfail/CACHED", .setup = ctorfail_setup,
+	  .run = ctorfail_run, .teardown = ctorfail_teardown,
+	  .threads = { 1 }, .batch = ctorfail_batch },
 	{ .name = NULL },
 };
