@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_cpu.c - pcpu/cpu.h: slot count, PCPU_NR_SLOTS, pcpu_set_nr_slots(),
- * pcpu_this_slot(), pcpu_update_method().
+ * pcpu_this_slot(), pcpu_update_method(), pcpu_slot_index().
  *
  * The PCPU_NR_SLOTS cases re-execute this binary (the path /proc/self/exe
  * links to) with the variable set and the argument CHILD_ARG; that child
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #define CHILD_ARG	"--nr-slots-child"
+#define INDEX_CHILD_ARG	"--slot-index-child"
 
 extern char **environ;
 
@@ -451,10 +452,37 @@ END_TEST
 
 /* --- pcpu_this_slot -------------------------------------------------------- */
 
-/* Pinned to each allowed CPU k, the slot is k folded into [0, n). */
+/* Threads of this process now (/proc/self/task entries); 0 if unknown. */
+static unsigned nr_threads(void)
+{
+	unsigned n = 0;
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %u", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+static bool index_is_mm_cid(void)
+{
+	return strcmp(pcpu_slot_index(), "mm_cid") == 0;
+}
+
+/*
+ * Pinned to each allowed CPU k, the slot is k folded into [0, n) when
+ * slots are CPU numbers (pcpu_slot_index() "cpu"); with "mm_cid" it is
+ * the thread's concurrency id, below the number of threads that run at
+ * once: 0 for the only thread of the process, wherever it runs.
+ */
 static void check_this_slot_pinned(void)
 {
-	unsigned n = pcpu_nr_slots(), i, s;
+	unsigned n = pcpu_nr_slots(), i, s, th = nr_threads();
+	bool cid = index_is_mm_cid();
 	int k, cpu;
 
 	for (i = 0; i < tu_cpus.n; i++) {
@@ -463,9 +491,14 @@ static void check_this_slot_pinned(void)
 		cpu = sched_getcpu();
 		ck_assert_int_eq(cpu, k);	/* the kernel moved us */
 		s = pcpu_this_slot();
-		ck_assert_msg(s == (unsigned)k % n,
-			      "pinned to CPU %d with %u slots: slot %u, "
-			      "want %u", k, n, s, (unsigned)k % n);
+		if (cid)
+			ck_assert_msg(th != 1 || s == 0, "mm_cid, the only "
+				      "thread, pinned to CPU %d with %u slots: "
+				      "slot %u, want 0", k, n, s);
+		else
+			ck_assert_msg(s == (unsigned)k % n,
+				      "pinned to CPU %d with %u slots: slot %u, "
+				      "want %u", k, n, s, (unsigned)k % n);
 	}
 	ck_assert_int_eq(tu_unpin(), 0);
 }
@@ -522,11 +555,19 @@ struct slot_arg {
 	unsigned checks;
 } __attribute__((aligned(TU_CACHELINE)));
 
+/* Threads slot_hopper() runs alongside: main and the three hoppers. */
+#define HOP_THREADS	4
+
 static void *slot_hopper(void *p)
 {
 	struct slot_arg *a = p;
-	unsigned n = pcpu_nr_slots(), cursor = a->rec.id, i, s;
+	unsigned n = pcpu_nr_slots(), cursor = a->rec.id, i, s, cap;
+	bool cid = index_is_mm_cid();
 	int cpu;
+
+	/* mm_cid: below min(threads, possible CPUs), and below n. */
+	cap = tu_possible_cpus() < HOP_THREADS ? tu_possible_cpus() :
+	      HOP_THREADS;
 
 	for (i = 0; i < 200; i++) {
 		if (tu_hop(&cursor)) {
@@ -535,8 +576,10 @@ static void *slot_hopper(void *p)
 		}
 		cpu = sched_getcpu();
 		s = pcpu_this_slot();
-		if (s >= n || (cpu >= 0 && s != (unsigned)cpu % n))
-			tu_rec_fail(&a->rec, "cpu %d: slot %u of %u", cpu, s, n);
+		if (s >= n || (!cid && cpu >= 0 && s != (unsigned)cpu % n) ||
+		    (cid && s >= cap))
+			tu_rec_fail(&a->rec, "cpu %d: slot %u of %u (index %s)",
+				    cpu, s, n, pcpu_slot_index());
 		a->checks++;
 	}
 	return NULL;
@@ -558,6 +601,205 @@ START_TEST(test_this_slot_threads)
 			      args[i].rec.err);
 		ck_assert_uint_eq(args[i].checks, 200);
 	}
+}
+END_TEST
+
+/* --- the slot index: a hopping thread's touched slots ---------------------- */
+
+/* White-box (lib/counter.c): slots of @c touched (their w word set). */
+static unsigned touched_slots(const struct pcpu_counter *c)
+{
+	unsigned s, n = pcpu_nr_slots(), t = 0;
+
+	for (s = 0; s < n; s++)
+		t += ((const uint64_t *)(const void *)((const char *)
+			c->pcpu__slots + (size_t)s * PCPU__UNIT_SIZE))[2] != 0;
+	return t;
+}
+
+/* Slots the allowed CPUs map to as CPU numbers. */
+static unsigned cpu_slots(void)
+{
+	unsigned n = pcpu_nr_slots(), i, t = 0;
+	char *seen = calloc(n, 1);
+
+	if (!seen)
+		return 0;
+	for (i = 0; i < tu_cpus.n; i++)
+		if (!seen[(unsigned)tu_cpus.cpu[i] % n]++)
+			t++;
+	free(seen);
+	return t;
+}
+
+/*
+ * The calling thread hops over every allowed CPU, 10 rounds, adding 1 to
+ * a fresh LAZY counter on each.  Return: the touched slots, or -1 (a
+ * failure: pinning, init, or a wrong sum).
+ */
+static int hop_touches(void)
+{
+	struct pcpu_counter c;
+	unsigned cursor = 0, i, hops = 10 * tu_cpus.n;
+	int t;
+
+	if (pcpu_counter_init(&c, 0, PCPU_COUNTER_LAZY))
+		return -1;
+	for (i = 0; i < hops; i++) {
+		if (tu_hop(&cursor)) {
+			pcpu_counter_destroy(&c);
+			return -1;
+		}
+		pcpu_counter_inc(&c);
+	}
+	(void)tu_unpin();
+	t = pcpu_counter_sum(&c) == (int64_t)hops ? (int)touched_slots(&c) : -1;
+	pcpu_counter_destroy(&c);
+	return t;
+}
+
+/* The child run with PCPU_SLOT_INDEX=cpu: 0, or what went wrong. */
+enum { IDX_OK = 0, IDX_NOT_CPU = 20, IDX_HOP, IDX_TOUCHED };
+
+static int index_child_main(void)
+{
+	int t;
+
+	tu_cpus_init();
+	if (strcmp(pcpu_slot_index(), "cpu") != 0)
+		return IDX_NOT_CPU;
+	t = hop_touches();
+	if (t < 0)
+		return IDX_HOP;
+	return (unsigned)t == cpu_slots() ? IDX_OK : IDX_TOUCHED;
+}
+
+/* Run this binary with PCPU_SLOT_INDEX=cpu as the index child. */
+static int run_index_child(void)
+{
+	char *args[] = { "self", INDEX_CHILD_ARG, NULL };
+	const char *self = self_path(), *runner = getenv("PCPU_TEST_RUNNER");
+	char var[] = "PCPU_SLOT_INDEX=cpu", **envp;
+	size_t n = 0, i, j = 0;
+	pid_t pid;
+	int st;
+
+	while (environ[n])
+		n++;
+	envp = calloc(n + 2, sizeof(*envp));
+	if (!envp)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "PCPU_SLOT_INDEX=", 16))
+			envp[j++] = environ[i];
+	envp[j++] = var;
+	envp[j] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		if (runner && *runner) {
+			char *sh_args[] = { "/bin/sh", "-c",
+				"exec $PCPU_TEST_RUNNER \"$0\" \"$@\"",
+				(char *)self, INDEX_CHILD_ARG, NULL };
+
+			execve("/bin/sh", sh_args, envp);
+		} else {
+			execve(self, args, envp);
+		}
+		_exit(127);
+	}
+	free(envp);
+	if (pid < 0)
+		return -1;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (!WIFEXITED(st))
+		return 1000 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	return WEXITSTATUS(st);
+}
+
+/*
+ * mm_cid: the only thread of the process touches exactly one slot however
+ * it hops; CPU numbers (here when the process has no mm_cid, and in a
+ * child run with PCPU_SLOT_INDEX=cpu): one slot per CPU it ran on.
+ */
+START_TEST(test_slot_index_hops)
+{
+	unsigned th = nr_threads();
+	int t = hop_touches(), st;
+
+	ck_assert_msg(t >= 0, "hopping adds failed (pinning or sum)");
+	if (index_is_mm_cid()) {
+		if (th == 1)
+			ck_assert_msg(t == 1, "mm_cid: one thread hopping over "
+				      "%u CPUs touched %d slots, want 1",
+				      tu_cpus.n, t);
+		else
+			printf("slot_index_hops: %u threads, the one-slot case "
+			       "not judged\n", th);
+	} else {
+		ck_assert_msg((unsigned)t == cpu_slots(), "cpu index: one "
+			      "thread hopping over %u CPUs touched %d slots, "
+			      "want %u", tu_cpus.n, t, cpu_slots());
+	}
+	st = run_index_child();
+	ck_assert_msg(st == IDX_OK, "PCPU_SLOT_INDEX=cpu child: exit %d (%s)",
+		      st, st == IDX_NOT_CPU ? "pcpu_slot_index() is not "
+		      "\"cpu\"" : st == IDX_HOP ? "hopping adds failed" :
+		      st == IDX_TOUCHED ? "touched slots != the CPUs' slots" :
+		      "unexpected");
+}
+END_TEST
+
+/* Two threads hopping over every CPU: with mm_cid, at most two slots. */
+struct hop2 {
+	struct pcpu_counter *c;
+	unsigned id;
+	int err;
+	int64_t added;
+} __attribute__((aligned(TU_CACHELINE)));
+
+static void *hop2_fn(void *p)
+{
+	struct hop2 *h = p;
+	unsigned cursor = h->id, i;
+
+	for (i = 0; i < 400; i++) {
+		if ((h->err = tu_hop(&cursor)) != 0)
+			break;
+		pcpu_counter_add(h->c, 3);
+		h->added += 3;
+	}
+	return NULL;
+}
+
+START_TEST(test_slot_index_two_threads)
+{
+	struct pcpu_counter c;
+	struct hop2 h[2];
+	pthread_t t[2];
+	unsigned touched, i;
+
+	ck_assert_int_eq(pcpu_counter_init(&c, 0, PCPU_COUNTER_LAZY), 0);
+	memset(h, 0, sizeof(h));
+	for (i = 0; i < 2; i++) {
+		h[i].c = &c;
+		h[i].id = i;
+	}
+	ck_assert_int_eq(tu_spawn(t, 2, hop2_fn, h, sizeof(h[0])), 0);
+	tu_join(t, 2);
+	ck_assert_int_eq(h[0].err, 0);
+	ck_assert_int_eq(h[1].err, 0);
+	ck_assert_int_eq(pcpu_counter_sum(&c), h[0].added + h[1].added);
+	touched = touched_slots(&c);
+	ck_assert_uint_ge(touched, 1);
+	if (index_is_mm_cid())
+		ck_assert_msg(touched <= 2, "mm_cid: two threads touched %u "
+			      "slots", touched);
+	else
+		ck_assert_uint_le(touched, cpu_slots());
+	pcpu_counter_destroy(&c);
 }
 END_TEST
 
@@ -606,6 +848,8 @@ static Suite *cpu_suite(void)
 	tcase_add_test(tc, test_this_slot_many);
 	tcase_add_test(tc, test_this_slot_fewer);
 	tcase_add_test(tc, test_this_slot_threads);
+	tcase_add_test(tc, test_slot_index_hops);
+	tcase_add_test(tc, test_slot_index_two_threads);
 
 	tc = tu_tcase(s, "update_method", TU_TIMEOUT_UNIT);
 	tcase_add_test(tc, test_update_method);
@@ -616,5 +860,7 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], CHILD_ARG) == 0)
 		return child_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], INDEX_CHILD_ARG) == 0)
+		return index_child_main();
 	return tu_main(cpu_suite());
 }

@@ -1722,10 +1722,14 @@ START_TEST(test_spread_slots)
 	/* Destroy cleans every touched slot and map word, and only those. */
 	saved = c[0];
 	area = c[0].pcpu__slots;
-	pcpu_counter_destroy(&c[0]);
+	/* The per-slot cache is a stack: c[0]'s area goes on last, and the
+	 * main thread, pinned, stays on its slot until the next init. */
+	ck_assert_int_eq(tu_pin(sched_getcpu()), 0);
 	pcpu_counter_destroy(&c[1]);
+	pcpu_counter_destroy(&c[0]);
 	expect_pages(&saved, nr, ts, nt, false, true, "LAZY, spread, destroyed");
 	ck_assert_int_eq(pcpu_counter_init(&n2, -5, LAZY), 0);
+	ck_assert_int_eq(tu_unpin(), 0);
 	/* Same thread, same slot (fake_cpu is this thread's only under
 	 * the atomic method with sched_getcpu(): main is not faked): the
 	 * per-slot cache gives the area back. */
