@@ -108,6 +108,53 @@ static size_t pcpu_chunk_align;
 static unsigned long pcpu_live;
 static unsigned pcpu_nr_empty;
 
+/*
+ * The chunks' bases again, for readers that take no lock (pcpu_free() of
+ * a lazy area, lazy.c): written under the mutex, with release stores,
+ * when a chunk is made or destroyed; read with acquire loads.  A chunk
+ * that finds no entry free is simply not listed (its areas are then
+ * freed under the mutex).
+ */
+#define PCPU_CHUNK_TABLE	1024
+static char *chunk_table[PCPU_CHUNK_TABLE];
+static unsigned chunk_table_hi;		/* entries ever used */
+
+static void table_set(char *old, char *new)
+{
+	unsigned i;
+
+	for (i = 0; i < PCPU_CHUNK_TABLE; i++)
+		if (chunk_table[i] == old) {
+			/* Release: the chunk's header and units exist before
+			 * a lock-free reader finds its base. */
+			__atomic_store_n(&chunk_table[i], new, __ATOMIC_RELEASE);
+			if (i >= chunk_table_hi)
+				/* Release: the entry before the bound that
+				 * makes readers look at it. */
+				__atomic_store_n(&chunk_table_hi, i + 1,
+						 __ATOMIC_RELEASE);
+			return;
+		}
+}
+
+int pcpu__area_known(const void *area)
+{
+	/* Relaxed: constant while any area is live (invariant 2). */
+	size_t align = __atomic_load_n(&pcpu_chunk_align, __ATOMIC_RELAXED);
+	char *base = (char *)((uintptr_t)area & ~(uintptr_t)(align - 1));
+	/* Acquire: pairs with the release store of the bound. */
+	unsigned i, hi = __atomic_load_n(&chunk_table_hi, __ATOMIC_ACQUIRE);
+
+	if (!align || (uintptr_t)area % PCPU_GRAN ||
+	    (const char *)area >= base + PCPU__SHADOW_OFF)
+		return 0;
+	for (i = 0; i < hi; i++)
+		/* Acquire: pairs with table_set(). */
+		if (__atomic_load_n(&chunk_table[i], __ATOMIC_ACQUIRE) == base)
+			return 1;
+	return 0;
+}
+
 /* --- bitmaps ------------------------------------------------------------ */
 
 static inline int bit_test(const uint64_t *map, unsigned i)
@@ -232,6 +279,7 @@ static struct pcpu_chunk *chunk_create(unsigned nr_slots)
 
 static void chunk_destroy(struct pcpu_chunk *chunk)
 {
+	table_set(chunk->base, NULL);
 	pcpu__munmap(chunk->base, chunk->len);
 	pcpu__munmap(chunk, sizeof(*chunk));
 }
@@ -314,6 +362,7 @@ void *pcpu__alloc_locked(unsigned n, unsigned a, int eager)
 		}
 		chunk->next = pcpu_chunks;
 		pcpu_chunks = chunk;
+		table_set(NULL, chunk->base);
 		pcpu_nr_empty++;
 		off = chunk_find(chunk, n, a);
 	}
@@ -468,18 +517,6 @@ unsigned pcpu__nr_groups(void)
 {
 	/* Relaxed: as in pcpu__meta(). */
 	return nr_groups(__atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED));
-}
-
-PCPU_API void *pcpu_ptr(void *area, unsigned slot)
-{
-	/* Relaxed: constant while @area is live (invariant 2); no call to
-	 * pcpu_nr_slots(), whose pthread_once() is not async-signal-safe. */
-	if (!area || slot >= __atomic_load_n(&pcpu__rt.nr_slots,
-					     __ATOMIC_RELAXED)) {
-		errno = EINVAL;
-		return NULL;
-	}
-	return pcpu__slot_ptr(area, slot);
 }
 
 unsigned long pcpu__alloc_live_locked(void)

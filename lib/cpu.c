@@ -304,7 +304,9 @@ static void pcpu_setup(void)
 	pcpu_rseq_need = pcpu_possible_all;
 	bound = kernel_cpu_bound();
 	if (!sure)	/* ids may reach the kernel's bound: need them all */
-		pcpu_rseq_need = bound > pcpu_possible_all ? bound : UINT32_MAX;
+		pcpu_rseq_need = !bound ? UINT32_MAX :
+				 bound > pcpu_possible_all ? bound :
+							     pcpu_possible_all;
 	if (pcpu_possible > PCPU_MAX_SLOTS)
 		pcpu_possible = PCPU_MAX_SLOTS;
 	n = pcpu_possible;

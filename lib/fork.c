@@ -25,7 +25,10 @@
  *   lock                             file          held for
  *   -------------------------------  ------------  ---------------------
  * * cache list lock                  cache layer   create/destroy/fork
- * * liburcu-bp fork hooks            cache layer   (behaves like a lock)
+ * * RCU reclaim thread, paused;      cache layer   (behaves like a lock)
+ *   urcu-bp's fork hooks, called
+ *   only when the application did
+ *   not call them itself
  * * each cache's lock and per-CPU    cache layer   depot exchange, drain
  *   lock words
  *   per-slot clean-area words        lazy.c        a pop or a push; only

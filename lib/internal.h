@@ -71,6 +71,9 @@ void pcpu__free_locked(void *area, int dirty);
 /* Under the mutex: abort (as free(3) does) unless @area starts a live
  * area. */
 void pcpu__check_area_locked(void *area);
+/* Without the mutex: whether @area lies in a chunk's copies (a hint that
+ * makes reading its meta block safe for a live area). */
+int pcpu__area_known(const void *area);
 /* Under the mutex: areas handed out of chunks and not freed. */
 unsigned long pcpu__alloc_live_locked(void);
 /* Under the mutex, with no live area: change the slot count. */

@@ -53,6 +53,8 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -624,6 +626,12 @@ PCPU_API int pcpu_area_for_each(void *area,
 	return visit_area(area, info, meta0, fn, arg);
 }
 
+static void __attribute__((noreturn)) bad_free(void *area, const char *why)
+{
+	fprintf(stderr, "libpcpu: pcpu_free(%p): %s\n", area, why);
+	abort();
+}
+
 PCPU_API void pcpu_free(void *area)
 {
 	uint64_t *meta0, info;
@@ -631,29 +639,70 @@ PCPU_API void pcpu_free(void *area)
 
 	if (!area)
 		return;
+	/*
+	 * A lazy area is freed without the allocator mutex: its info word
+	 * says what it is, and the CAS that clears its LAZY flag makes a
+	 * second pcpu_free() of it fail below instead of caching it twice.
+	 */
+	if (pcpu__area_known(area)) {
+		uint64_t *iw = &pcpu__meta(area)[PCPU__META_INFO];
+
+		/* Relaxed: written before the area was handed out. */
+		info = __atomic_load_n(iw, __ATOMIC_RELAXED);
+		if ((info & INFO_LAZY) && !INFO_BACK_OF(info) &&
+		    __atomic_compare_exchange_n(iw, &info, info & ~INFO_LAZY, 0,
+						__ATOMIC_RELAXED,
+						__ATOMIC_RELAXED)) {
+			/* O(touched) back to clean, then to a slot's cache. */
+			area_clean(area, info, pcpu__meta(area));
+			n = INFO_GRAN_OF(info);
+			for (g = 1; g < n; g++)
+				__atomic_store_n(&pcpu__meta((char *)area +
+							     (size_t)g * GRAN)[PCPU__META_INFO],
+						 0, __ATOMIC_RELAXED);
+			pcpu__lazy_release(area);
+			return;
+		}
+	}
 	pcpu__alloc_lock(1);
 	pcpu__check_area_locked(area);		/* aborts on a bad pointer */
 	info = area_of_word(area, &meta0);
-	if (!(info & INFO_LAZY)) {
-		/* Eager: O(1) but for the overflow words; the copies are
-		 * zeroed by the next allocation of these granules. */
-		n = INFO_GRAN_OF(info);
-		for (g = 0; g < n; g++) {
-			uint64_t *m = pcpu__meta((char *)area + (size_t)g * GRAN);
-
-			__atomic_store_n(&m[PCPU__META_FOLD], 0, __ATOMIC_RELAXED);
-			__atomic_store_n(&m[PCPU__META_INFO], 0, __ATOMIC_RELAXED);
-		}
-		pcpu__free_locked(area, 1);
+	if (!(info & INFO_EAGER)) {
 		pcpu__alloc_unlock();
-		return;
+		bad_free(area, "double free or not the start of an area");
 	}
-	pcpu__alloc_unlock();
-	/* Lazy: O(touched) back to clean, then to a slot's cache. */
-	area_clean(area, info, meta0);
+	/* Eager: O(1) but for the overflow words; the copies are zeroed by
+	 * the next allocation of these granules. */
 	n = INFO_GRAN_OF(info);
-	for (g = 1; g < n; g++)
-		__atomic_store_n(&pcpu__meta((char *)area + (size_t)g * GRAN)[PCPU__META_INFO],
-				 0, __ATOMIC_RELAXED);
-	pcpu__lazy_release(area);
+	for (g = 0; g < n; g++) {
+		uint64_t *m = pcpu__meta((char *)area + (size_t)g * GRAN);
+
+		/* Relaxed: under the mutex; the area is dead. */
+		__atomic_store_n(&m[PCPU__META_FOLD], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&m[PCPU__META_INFO], 0, __ATOMIC_RELAXED);
+	}
+	pcpu__free_locked(area, 1);
+	pcpu__alloc_unlock();
+}
+
+PCPU_API void *pcpu_ptr(void *area, unsigned slot)
+{
+	uint64_t *meta0, info;
+
+	/* Relaxed: constant while @area is live (alloc.c invariant 2); no
+	 * call to pcpu_nr_slots(), whose pthread_once() is not
+	 * async-signal-safe. */
+	if (!area || slot >= __atomic_load_n(&pcpu__rt.nr_slots,
+					     __ATOMIC_RELAXED)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* A lazy area's copy may now be written: the slot counts as
+	 * touched, so that zero, free and the readers see it (invariant 3). */
+	if (pcpu__area_known(area)) {
+		info = area_of_word(area, &meta0);
+		if (info & INFO_LAZY)
+			pcpu__touch_mark(meta0, slot);
+	}
+	return pcpu__slot_ptr(area, slot);
 }

@@ -54,10 +54,29 @@ fi
 # does not support blanks in $top_srcdir.
 # shellcheck disable=SC2086
 protos=$(awk "$NORM"'
-function emit(d,   o, c, pre, args, name, ret, raw) {
+# Parentheses in d not yet closed: a declaration is complete at 0.
+function open_parens(d,   t) {
+	t = d
+	return gsub(/\(/, "(", t) - gsub(/\)/, ")", t)
+}
+function emit(d,   o, c, i, depth, ch, pre, args, name, ret, raw) {
 	o = index(d, "(")
-	c = index(d, ")")
-	if (o == 0 || c < o)
+	if (o == 0)
+		return
+	# The ")" that closes the parameter list, past any function-pointer
+	# parameter (its own parentheses nest inside).
+	c = 0
+	depth = 0
+	for (i = o; i <= length(d); i++) {
+		ch = substr(d, i, 1)
+		if (ch == "(")
+			depth++
+		else if (ch == ")" && --depth == 0) {
+			c = i
+			break
+		}
+	}
+	if (c == 0)
 		return
 	pre = substr(d, 1, o - 1)
 	args = substr(d, o + 1, c - o - 1)
@@ -82,7 +101,7 @@ function emit(d,   o, c, pre, args, name, ret, raw) {
 !kind && /^(static[ \t]+inline|PCPU__INLINE)[ \t]/ { kind = "inline"; decl = "" }
 kind {
 	decl = decl " " $0
-	if (index(decl, ")")) {
+	if (index(decl, "(") && open_parens(decl) <= 0) {
 		gsub(/[ \t]+/, " ", decl)
 		emit(decl)
 		kind = ""

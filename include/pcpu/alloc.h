@@ -85,7 +85,11 @@ PCPU_API void *pcpu_alloc(size_t size, size_t align);
 
 /**
  * pcpu_free - release a per-CPU area.
- * @area: the value pcpu_alloc() returned, or NULL (then nothing happens).
+ * @area: the value pcpu_alloc() or pcpu_alloc_lazy() returned, or NULL
+ *        (then nothing happens).  A lazy area is cleaned in O(touched
+ *        slots) and goes back to the caller's slot's cache of clean
+ *        areas without the allocator's mutex; an eager one takes the
+ *        mutex, as the kernel's free_percpu() does.
  *
  * No thread may access any copy of @area during or after the call.  A
  * pointer that pcpu_alloc() did not return, or one freed already, is
@@ -97,7 +101,10 @@ PCPU_API void pcpu_free(void *area);
 
 /**
  * pcpu_ptr - the address of one slot's copy of an area.
- * @area: a live area from pcpu_alloc().
+ * @area: a live area from pcpu_alloc() or pcpu_alloc_lazy() (for a lazy
+ *        area the slot then counts as touched, so that the caller may
+ *        write the copy and pcpu_area_zero(), pcpu_free() and the readers
+ *        see it).
  * @slot: the slot, below pcpu_nr_slots().
  *
  * Return: the address of slot @slot's copy; pcpu_ptr(area, 0) == area.
@@ -117,8 +124,9 @@ PCPU_API void *pcpu_ptr(void *area, unsigned slot);
  * as zero until it is updated.  The slots that update the area through
  * pcpu_area_add() are recorded; pcpu_area_sum(), pcpu_area_zero(),
  * pcpu_area_for_each() and pcpu_free() visit only those ("touched") slots.
- * A plain write through pcpu_ptr() is allowed but does not touch a slot:
- * those functions do not see it unless that slot was touched otherwise.
+ * pcpu_ptr() on a lazy area touches the slot it is given, so that a
+ * plain write through the pointer it returns is seen by those functions
+ * (and cleaned by pcpu_area_zero() and pcpu_free()).
  *
  * Return: the area, or NULL with errno EINVAL or ENOMEM as pcpu_alloc().
  *
@@ -146,7 +154,10 @@ PCPU__INLINE const uint8_t *pcpu__area_touch_byte(const void *word)
  * @delta: any value (arithmetic modulo 2^64).
  *
  * A restartable sequence on the current slot's copy where the process
- * uses rseq (pcpu_update_method()), else an atomic add.  Never loses an
+ * uses rseq (pcpu_update_method()), else an atomic add.  A word updated
+ * this way must not be written any other way while it may be updated
+ * (under rseq a plain store of the sequence can overwrite a concurrent
+ * write from another CPU); pcpu_area_zero() is the way to clear it.  Never loses an
  * update: migration, signals, several CPUs sharing a slot.  The first
  * update of a lazy area's granule from a slot records the slot.
  *

@@ -5,13 +5,13 @@
  * A counter is a 64-bit signed sum.  Its policy is chosen at init:
  *
  *   PCPU_COUNTER_DUAL (default)  a plain integer owned by the thread that
- *       initialized it: the owner's add is one plain read-modify-write of a
- *       word only the owner writes (no lock prefix).  The first update from
- *       another thread, or pcpu_counter_share(), upgrades the counter to
- *       per-CPU slots, initialized on demand as for LAZY; from then on the
- *       owner updates the slots too, and its private word stays part of the
- *       sum, so an owner update in flight during the upgrade is not lost.
- *       Until then the counter holds no per-CPU memory.
+ *       first updates it: the owner's add is one plain read-modify-write of
+ *       a word only the owner writes (no lock prefix).  The first update
+ *       from a second thread, or pcpu_counter_share(), upgrades the counter
+ *       to per-CPU slots, initialized on demand as for LAZY; from then on
+ *       the owner updates the slots too, and its private word stays part of
+ *       the sum, so an owner update in flight during the upgrade is not
+ *       lost.  Until then the counter holds no per-CPU memory.
  *   PCPU_COUNTER_LAZY  per-CPU from the start, but a slot is initialized
  *       only when a CPU first updates the counter (like the kernel's
  *       on-demand mm_cid init): init costs the same at 4096 slots as at 1,
@@ -63,6 +63,7 @@
  *   set/reset       no   no    no   no       no     no   no     no
  *
  * add, inc, dec, read, sum, compare and is_shared are async-signal-safe
+ * (set and reset too, when the interrupted code is not using the counter)
  * (under "rseq-own" a thread's first update registers its rseq area with
  * a system call and pthread_setspecific(), which POSIX does not list but
  * glibc implements without locks); init, share and destroy are not (they
@@ -294,8 +295,8 @@ PCPU_API int pcpu_counter_init(struct pcpu_counter *c, int64_t value,
  * percpu_counter_init_many() does.  Release them with
  * pcpu_counter_destroy_many() and the same @n.
  *
- * Return: 0; -EINVAL (@c NULL, @n 0, unknown @flags) or -ENOMEM, with
- * nothing allocated.
+ * Return: 0; -EINVAL (@c NULL, @n 0, unknown @flags, a batch k outside
+ * 8..40) or -ENOMEM, with nothing allocated.
  *
  * This API is MT-safe for distinct counters.
  */
@@ -402,7 +403,7 @@ PCPU_API int pcpu_counter_share(struct pcpu_counter *c);
 PCPU_API void pcpu_counter_reset(struct pcpu_counter *c);
 
 /**
- * pcpu_counter_is_shared - whether the counter has per-CPU slots.
+ * pcpu_counter_is_shared - whether updates go to per-CPU slots.
  *
  * Return: true for LAZY and EAGER counters and for DUAL counters since
  * their upgrade (until a reset); false for a DUAL counter in owner mode

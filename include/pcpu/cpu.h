@@ -200,8 +200,9 @@ PCPU_API unsigned pcpu_nr_slots(void);
  *     a count above it simulates a bigger machine.
  *
  * Return: 0; -EINVAL if @n is 0 or above PCPU_MAX_SLOTS; -EBUSY while any
- * per-CPU area (pcpu_alloc(), a LAZY or EAGER counter, a shared DUAL
- * counter) is live.  On error nothing changes.  The update method may
+ * per-CPU area (pcpu_alloc(), pcpu_alloc_lazy(), a LAZY or EAGER counter,
+ * a DUAL counter that was ever shared and not destroyed, an object cache)
+ * is live.  On error nothing changes.  The update method may
  * change with the count (see pcpu_update_method()).
  *
  * This API is MT-safe: it serializes with pcpu_alloc() and pcpu_free().
@@ -211,8 +212,10 @@ PCPU_API int pcpu_set_nr_slots(unsigned n);
 /**
  * pcpu_this_slot - the calling thread's slot now.
  *
- * The CPU number (from the thread's rseq area, glibc's or libpcpu's own,
- * else from sched_getcpu(), else 0) folded into [0, pcpu_nr_slots()).
+ * The thread's slot index (pcpu_slot_index(): its mm_cid or its CPU
+ * number, from the thread's rseq area, glibc's or libpcpu's own; a thread
+ * without an rseq area gets its CPU number from sched_getcpu(), else 0)
+ * folded into [0, pcpu_nr_slots()).
  * Under "rseq-own" a thread's first call may register its rseq area.  A
  * hint: the thread may migrate before the value is used.
  *
@@ -229,7 +232,9 @@ PCPU_API unsigned pcpu_this_slot(void);
  * libpcpu registers per thread because glibc did not), or "atomic" (an
  * atomic compare-and-swap on the current CPU's slot: the kernel has no
  * rseq, the architecture is not x86-64, the library was built with
- * ThreadSanitizer, there are fewer slots than possible CPUs, or the
+ * ThreadSanitizer, there are fewer slots than the rseq method needs
+ * (one per possible CPU; when /sys/devices/system/cpu/possible cannot be
+ * read, one per CPU id the kernel's CPU mask can hold), or the
  * environment has PCPU_UPDATE_METHOD=atomic; other values are ignored).
  * Decided at load time, and again by each pcpu_set_nr_slots().
  *
