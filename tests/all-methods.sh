@@ -24,7 +24,7 @@ stress_set=${PCPU_STRESS_SECONDS:-}
 PCPU_STRESS_SECONDS=${PCPU_STRESS_SECONDS:-0.5}
 export PCPU_STRESS_SECONDS
 probe="$b/tests/print-method"
-suites="test_cpu test_counter test_lazy test_dual test_stress test_cache test_fault test_fork"
+suites="test_cpu test_counter test_lazy test_dual test_stress test_cache test_fault test_fork test_area"
 
 # shellcheck disable=SC2086 # $runner: a command and its options
 default=$($runner "$probe") || { echo "print-method failed"; exit 1; }
