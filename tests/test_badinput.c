@@ -94,6 +94,26 @@ static struct res ptr_slot_n(void)
 { return P(pcpu_ptr(fx.area, pcpu_nr_slots())); }
 static struct res ptr_slot_max(void) { return P(pcpu_ptr(fx.area, UINT_MAX)); }
 static struct res free_null(void) { pcpu_free(NULL); return NONE; }
+static struct res lazy_size0(void) { return P(pcpu_alloc_lazy(0, 8)); }
+static struct res lazy_too_big(void)
+{ return P(pcpu_alloc_lazy(PCPU_ALLOC_MAX + 1, 8)); }
+static struct res lazy_align3(void) { return P(pcpu_alloc_lazy(8, 3)); }
+static struct res lazy_align_big(void)
+{ return P(pcpu_alloc_lazy(8, 2 * PCPU_ALLOC_MAX)); }
+/* Must never run: it writes the buffer the snapshot checks. */
+static int poke_target(void *copy, unsigned slot, void *arg)
+{
+	(void)copy;
+	(void)slot;
+	(void)arg;
+	memset(&fx.target, 0, sizeof(fx.target));
+	return 1;
+}
+static struct res each_null_area(void)
+{ return R(pcpu_area_for_each(NULL, poke_target, NULL)); }
+static struct res each_null_fn(void)
+{ return R(pcpu_area_for_each(fx.area, NULL, NULL)); }
+static struct res area_zero_null(void) { pcpu_area_zero(NULL); return NONE; }
 
 static struct res init_null(void)
 { return R(pcpu_counter_init(NULL, 0, PCPU_COUNTER_DUAL)); }
@@ -101,6 +121,15 @@ static struct res init_flags3(void)
 { return R(pcpu_counter_init(&fx.target, 0, 3)); }
 static struct res init_flags_all(void)
 { return R(pcpu_counter_init(&fx.target, 0, ~0u)); }
+static struct res init_batch7(void)
+{ return R(pcpu_counter_init(&fx.target, 0, PCPU_COUNTER_LAZY |
+			     PCPU_COUNTER_BATCH_LOG2(7))); }
+static struct res init_batch41(void)
+{ return R(pcpu_counter_init(&fx.target, 0, PCPU_COUNTER_DUAL |
+			     PCPU_COUNTER_BATCH_LOG2(41))); }
+static struct res init_flag_unknown(void)
+{ return R(pcpu_counter_init(&fx.target, 0, PCPU_COUNTER_EAGER |
+			     (1u << 16))); }
 static struct res init_many_null(void)
 { return R(pcpu_counter_init_many(NULL, 0, PCPU_COUNTER_LAZY, 4)); }
 static struct res init_many_n0(void)
@@ -199,9 +228,26 @@ static const struct row {
 	{ "pcpu_ptr(area, pcpu_nr_slots())", ptr_slot_n, W_NULL, 0, EINVAL },
 	{ "pcpu_ptr(area, UINT_MAX)", ptr_slot_max, W_NULL, 0, EINVAL },
 	{ "pcpu_free(NULL)", free_null, W_NONE, 0, 0 },
+	{ "pcpu_alloc_lazy(0, 8)", lazy_size0, W_NULL, 0, EINVAL },
+	{ "pcpu_alloc_lazy(PCPU_ALLOC_MAX + 1, 8)", lazy_too_big, W_NULL, 0,
+	  EINVAL },
+	{ "pcpu_alloc_lazy(8, 3)", lazy_align3, W_NULL, 0, EINVAL },
+	{ "pcpu_alloc_lazy(8, 2 * PCPU_ALLOC_MAX)", lazy_align_big, W_NULL, 0,
+	  EINVAL },
+	{ "pcpu_area_for_each(NULL, fn, arg)", each_null_area, W_RET, -EINVAL,
+	  0 },
+	{ "pcpu_area_for_each(area, NULL, arg)", each_null_fn, W_RET, -EINVAL,
+	  0 },
+	{ "pcpu_area_zero(NULL)", area_zero_null, W_NONE, 0, 0 },
 	{ "pcpu_counter_init(NULL, ...)", init_null, W_RET, -EINVAL, 0 },
 	{ "pcpu_counter_init(c, 0, 3)", init_flags3, W_RET, -EINVAL, 0 },
 	{ "pcpu_counter_init(c, 0, ~0u)", init_flags_all, W_RET, -EINVAL, 0 },
+	{ "pcpu_counter_init(c, 0, LAZY | PCPU_COUNTER_BATCH_LOG2(7))",
+	  init_batch7, W_RET, -EINVAL, 0 },
+	{ "pcpu_counter_init(c, 0, DUAL | PCPU_COUNTER_BATCH_LOG2(41))",
+	  init_batch41, W_RET, -EINVAL, 0 },
+	{ "pcpu_counter_init(c, 0, EAGER | 1 << 16)", init_flag_unknown, W_RET,
+	  -EINVAL, 0 },
 	{ "pcpu_counter_init_many(NULL, ..., 4)", init_many_null, W_RET,
 	  -EINVAL, 0 },
 	{ "pcpu_counter_init_many(c, ..., 0)", init_many_n0, W_RET, -EINVAL,
