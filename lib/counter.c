@@ -516,8 +516,14 @@ static int64_t *install(struct pcpu_counter *c, int wait)
 
 	if (area)
 		return area;
-	expected = __atomic_load_n(&c->pcpu__slots, __ATOMIC_RELAXED);
-	area = new_area(batch_log2(c, NULL), wait);
+	/* Acquire: as area_of(); another thread may have installed one
+	 * since, and then we use it (and must not take its pointer for the
+	 * batch tag). */
+	expected = __atomic_load_n(&c->pcpu__slots, __ATOMIC_ACQUIRE);
+	if ((uintptr_t)expected >= TAG_LIMIT)
+		return expected;
+	area = new_area(expected ? (unsigned)(uintptr_t)expected :
+			PCPU__COUNTER_LOG2_MIN, wait);
 	if (!area)
 		return NULL;
 	/*

@@ -33,11 +33,11 @@
  * The slot index.  A sequence reads its slot number from the thread's
  * struct rseq: mm_cid where the kernel fills it (getauxval(
  * AT_RSEQ_FEATURE_SIZE) >= 28, the end of that field), else cpu_id.
- * mm_cid is a concurrency id: below min(threads running at once, CPUs),
- * and held by one running thread at a time, so it is as exclusive as a CPU
- * number for an rseq sequence, while a thread that hops between CPUs
- * keeps its slot and a process touches only as many slots as it runs
- * threads at once.  PCPU_SLOT_INDEX=cpu chooses cpu_id anyway.  Both are
+ * mm_cid is a concurrency id: below min(threads, CPUs allowed), and held
+ * by one running thread at a time, so it is as exclusive as a CPU number
+ * for an rseq sequence, while a process touches only as many slots as it
+ * has threads (6.18 keeps a lone thread's id as it hops between CPUs, and
+ * ties ids to CPUs while several threads run).  PCPU_SLOT_INDEX=cpu chooses cpu_id anyway.  Both are
  * below the kernel's nr_cpu_ids, which is why the rseq method needs at
  * least that many slots (possible_cpus() below); every sequence still
  * bounds the index by the slot count and leaves when it is above.

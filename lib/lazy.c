@@ -137,7 +137,9 @@ static int class_of(unsigned n, unsigned a)
 	unsigned g = n > a ? n : a;
 	int c = 0;
 
-	if (g > PCPU_LAZY_MAXG)
+	/* Classes are aligned to their size up to 64 bytes (class_align()):
+	 * a larger alignment goes to the chunks, which honour any. */
+	if (g > PCPU_LAZY_MAXG || a > 8)
 		return -1;
 	while ((1u << c) < g)
 		c++;

@@ -1,17 +1,8 @@
 # tests/repro.mk: included by Makefile.am.  Bounded tests made from the
 # reproducers of open defects (fork vs counter folds, calls before the
 # library constructor, unbounded slot indices, TUs without rseq asm, cache
-# destroy / fork hooks under liburcu-bp).  Several fail or time out on
-# today's code, so they are built by `make check` but run only by
-#
-#     make check-repro            (or: make check TESTS='$(PCPU_REPRO_TESTS)')
-#
-# Once the fixes land, move them into TESTS: add, inside `if HAVE_CHECK`,
-#
-#     TESTS += $(PCPU_REPRO_TESTS)
-#
-# and delete the block of tests/<name>.log rules at the end of this file
-# (automake writes the same rules itself for programs listed in TESTS).
+# destroy / fork hooks under liburcu-bp).  They failed or hung before the
+# fixes; now they run with make check, and alone with `make check-repro`.
 # Each test bounds itself (alarm, watchdog thread, timeout -s KILL); none
 # asserts on timing.
 
@@ -85,52 +76,7 @@ tests_test_rcuhang_SOURCES = tests/test_rcuhang.c
 tests_test_rcuhang_CFLAGS = $(PCPU_TEST_CFLAGS) $(URCU_CFLAGS)
 tests_test_rcuhang_LDADD = $(PCPU_TEST_LDADD) $(URCU_LIBS)
 
-# The rules that make tests/<name>.log for the programs above, as automake
-# writes them for programs in TESTS (tests/hidden-sysfs.sh has the .sh.log
-# suffix rule).  Without them `make check TESTS=...` cannot run a program
-# that is not in TESTS.  Delete this block when the tests join TESTS.
-tests/test_forkhang.log: tests/test_forkhang$(EXEEXT)
-	@p='tests/test_forkhang$(EXEEXT)'; \
-	b='tests/test_forkhang'; \
-	$(am__check_pre) $(LOG_DRIVER) --test-name "$$f" \
-	--log-file $$b.log --trs-file $$b.trs \
-	$(am__common_driver_flags) $(AM_LOG_DRIVER_FLAGS) $(LOG_DRIVER_FLAGS) -- $(LOG_COMPILE) \
-	"$$tst" $(AM_TESTS_FD_REDIRECT)
-tests/early.log: tests/early$(EXEEXT)
-	@p='tests/early$(EXEEXT)'; \
-	b='tests/early'; \
-	$(am__check_pre) $(LOG_DRIVER) --test-name "$$f" \
-	--log-file $$b.log --trs-file $$b.trs \
-	$(am__common_driver_flags) $(AM_LOG_DRIVER_FLAGS) $(LOG_DRIVER_FLAGS) -- $(LOG_COMPILE) \
-	"$$tst" $(AM_TESTS_FD_REDIRECT)
-tests/preinit.log: tests/preinit$(EXEEXT)
-	@p='tests/preinit$(EXEEXT)'; \
-	b='tests/preinit'; \
-	$(am__check_pre) $(LOG_DRIVER) --test-name "$$f" \
-	--log-file $$b.log --trs-file $$b.trs \
-	$(am__common_driver_flags) $(AM_LOG_DRIVER_FLAGS) $(LOG_DRIVER_FLAGS) -- $(LOG_COMPILE) \
-	"$$tst" $(AM_TESTS_FD_REDIRECT)
-tests/preinit_static.log: tests/preinit_static$(EXEEXT)
-	@p='tests/preinit_static$(EXEEXT)'; \
-	b='tests/preinit_static'; \
-	$(am__check_pre) $(LOG_DRIVER) --test-name "$$f" \
-	--log-file $$b.log --trs-file $$b.trs \
-	$(am__common_driver_flags) $(AM_LOG_DRIVER_FLAGS) $(LOG_DRIVER_FLAGS) -- $(LOG_COMPILE) \
-	"$$tst" $(AM_TESTS_FD_REDIRECT)
-tests/test_tumix.log: tests/test_tumix$(EXEEXT)
-	@p='tests/test_tumix$(EXEEXT)'; \
-	b='tests/test_tumix'; \
-	$(am__check_pre) $(LOG_DRIVER) --test-name "$$f" \
-	--log-file $$b.log --trs-file $$b.trs \
-	$(am__common_driver_flags) $(AM_LOG_DRIVER_FLAGS) $(LOG_DRIVER_FLAGS) -- $(LOG_COMPILE) \
-	"$$tst" $(AM_TESTS_FD_REDIRECT)
-tests/test_rcuhang.log: tests/test_rcuhang$(EXEEXT)
-	@p='tests/test_rcuhang$(EXEEXT)'; \
-	b='tests/test_rcuhang'; \
-	$(am__check_pre) $(LOG_DRIVER) --test-name "$$f" \
-	--log-file $$b.log --trs-file $$b.trs \
-	$(am__common_driver_flags) $(AM_LOG_DRIVER_FLAGS) $(LOG_DRIVER_FLAGS) -- $(LOG_COMPILE) \
-	"$$tst" $(AM_TESTS_FD_REDIRECT)
+TESTS += $(PCPU_REPRO_TESTS)
 else
 PCPU_REPRO_TESTS =
 endif

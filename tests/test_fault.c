@@ -486,7 +486,7 @@ static const struct fi_case fi_cases[] = {
 	  release_nothing },
 	{ "cache_create", 4, ENOMEM, setup_none, op_cache_create,
 	  after_cache_create, release_cache },
-	{ "cache_alloc", 5, ENOMEM, setup_cache, op_cache_alloc,
+	{ "cache_alloc", 1, ENOMEM, setup_cache, op_cache_alloc,
 	  after_cache_alloc, release_cache },
 	{ "cache_alloc_bulk", 8, ENOMEM, setup_cache, op_alloc_bulk,
 	  after_alloc_bulk, release_cache },

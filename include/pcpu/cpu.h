@@ -246,10 +246,11 @@ PCPU_API const char *pcpu_update_method(void);
  * pcpu_slot_index - what a slot number means in this process.
  *
  * Return: a static string: "mm_cid" when slots are indexed by the kernel's
- * rseq mm_cid (a per-process concurrency id below the number of the
- * process's threads that run at once: a thread that hops between CPUs
- * keeps one slot, and a process touches at most as many slots as it runs
- * threads at once), or "cpu" when they are indexed by CPU number (the
+ * rseq mm_cid (a per-process concurrency id below both the number of the
+ * process's threads and the number of CPUs it may run on: a process
+ * touches at most as many slots as it has threads, and a lone thread that
+ * hops between CPUs keeps one slot; the kernel may tie ids to CPUs while
+ * several threads run), or "cpu" when they are indexed by CPU number (the
  * kernel has no mm_cid, there is no rseq, or the environment variable
  * PCPU_SLOT_INDEX=cpu was set when the library was loaded; other values
  * are ignored).  Decided once, at load time.
