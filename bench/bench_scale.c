@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <pcpu.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -586,10 +587,12 @@ static void *other_main(void *arg)
 	for (;;) {
 		int g;
 
-		/* Acquire: the batch the lifecycle thread handed over. */
+		/* Acquire: the batch the lifecycle thread handed over.  Yield
+		 * while waiting: on a busy machine a spinning waiter would take
+		 * the CPU the other thread needs. */
 		while ((g = __atomic_load_n(&l->go, __ATOMIC_ACQUIRE)) == seen &&
 		       !__atomic_load_n(&l->quit, __ATOMIC_RELAXED))
-			;
+			sched_yield();
 		if (__atomic_load_n(&l->quit, __ATOMIC_RELAXED))
 			return NULL;
 		seen = g;
@@ -707,7 +710,7 @@ static void life_batch_run(struct pcpu_bench_ctx *ctx, uint64_t iters)
 		g = __atomic_load_n(&l->go, __ATOMIC_RELAXED) + 1;
 		__atomic_store_n(&l->go, g, __ATOMIC_RELEASE);
 		while (__atomic_load_n(&l->done, __ATOMIC_ACQUIRE) != g)
-			;
+			sched_yield();
 		for (j = 0; j < LIFE_BATCH; j++) {
 			if (pcpu_counter_sum(&l->batch[j]->rss[0]) != 9)
 				pcpu_bench_fail(ctx, "an mm counter is wrong");

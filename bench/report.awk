@@ -76,6 +76,10 @@ function store(k, t, u) {
 		}
 		return
 	}
+	if (rec["run_type"] != "aggregate" && ("shared_line_writes_per_M" in rec)) {
+		slw[k] = rec["shared_line_writes_per_M"] + 0
+		pubm[k] = rec["publications_per_M"] + 0
+	}
 	# The cache bodies' user counters, per repetition: keep the worst.
 	if (rec["run_type"] != "aggregate" && ("ctor_per_alloc" in rec)) {
 		if (!(k in cpa) || rec["ctor_per_alloc"] + 0 > cpa[k])
@@ -281,6 +285,7 @@ END {
 
 	cache_tables()
 	metrics_table()
+	scale_tables()
 
 	# The memory table bench/pcpu-mem wrote (its own output is printed
 	# by bench/run): slots, EAGER, LAZY, DUAL+share MiB.
@@ -332,6 +337,7 @@ END {
 	    div(2 * getcpu(c1), getcpu(c2)))
 	rtarget("tc churn, 64 slots, 1 thread: CACHED >= 5x EAGER", \
 	    "cache_tc/EAGER/64@1", "cache_tc/CACHED/64@1", ">=", 5)
+	scale_targets()
 	p1 = get("private_add@1"); p2 = get("private_add@2")
 	if (p1 != "" && p2 != "")
 		printf "  info  %-52s %9s\n        (nothing shared: what this " \
@@ -625,4 +631,141 @@ function metrics_table(    t, p, a) {
 	}
 	print "Each thread updates its own users' series and the shared" \
 	    " status and bytes series."
+}
+
+# Two threads on unrelated objects: each non-eager operation's 2T/1T
+# throughput next to the machine's ceiling (each thread adding to a word
+# of its own) measured in the same run; with PCPU_BENCH_SCALING=1, every
+# thread count that ran.  Then the counter, area and lifecycle rows.
+function scale_tables(    n, i, j, k, op, t1, tn, c1, cn, th, nth, ops, line) {
+	n = split("dual_life lazy_life/2 lazy_life/1024 cache_life " \
+	    "shared_add1 shared_add255 sum read reset_reshare_touch " \
+	    "area_life area_add", ops, " ")
+	if (get("scale/ceiling@1") == "")
+		return
+	nth = 0
+	for (k in seen)
+		if (k ~ /^scale\/ceiling@[0-9]+$/) {
+			th = k
+			sub(/^.*@/, "", th)
+			if (th + 0 > 1)
+				ths[++nth] = th + 0
+		}
+	for (i = 1; i <= nth; i++)
+		for (j = i + 1; j <= nth; j++)
+			if (ths[j] < ths[i]) {
+				th = ths[i]; ths[i] = ths[j]; ths[j] = th
+			}
+	print ""
+	print "Unrelated objects: each thread pinned to a CPU of its own, on an " \
+	    "object of its own"
+	line = sprintf("%-22s %9s", "operation", "1T ns")
+	for (j = 1; j <= nth; j++)
+		line = line sprintf(" %9s %10s", ths[j] "T/1T", "efficiency")
+	print line
+	c1 = get("scale/ceiling@1")
+	line = sprintf("%-22s %9s", "ceiling (private add)", num(c1))
+	for (j = 1; j <= nth; j++) {
+		cn = get("scale/ceiling@" ths[j])
+		line = line sprintf(" %9s %10s", cn == "" ? "-" : \
+		    num(c1 / cn) "x", cn == "" ? "-" : \
+		    sprintf("%.0f%%", 100 * c1 / cn / ths[j]))
+	}
+	print line
+	for (i = 1; i <= n; i++) {
+		op = ops[i]
+		t1 = get("scale/" op "@1")
+		line = sprintf("%-22s %9s", op, t1 == "" ? "-" : num(t1))
+		for (j = 1; j <= nth; j++) {
+			tn = get("scale/" op "@" ths[j])
+			cn = get("scale/ceiling@" ths[j])
+			# Efficiency: against the ceiling's own 2T/1T.
+			line = line sprintf(" %9s %10s", \
+			    (t1 == "" || tn == "") ? "-" : num(t1 / tn) "x", \
+			    (t1 == "" || tn == "" || cn == "") ? "-" : \
+			    sprintf("%.0f%%", 100 * (t1 / tn) / (c1 / cn)))
+		}
+		print line
+	}
+	print "  (efficiency: the operation's nT/1T over the ceiling's nT/1T)"
+	if (("hot/lazy_add1@2" in slw))
+		printf "One hot LAZY counter, 2 threads adding 1: %.0f writes to " \
+		    "lines more than one slot writes per million adds (%.0f " \
+		    "publications)\n", slw["hot/lazy_add1@2"], \
+		    pubm["hot/lazy_add1@2"]
+	print ""
+	print "Counters, areas, lifecycles (ns per operation)"
+	srow("owner add, fresh counter", "dual/owner_add_fresh@1")
+	srow("owner add after share + reset", \
+	    "dual/owner_add_after_reset@1")
+	srow("first share (init+share+add+destroy)", "dual/first_share@1")
+	srow("re-share of a reset counter (+add)", "dual/reshare@1")
+	srow("shared add 1, batch 2^16, 1 thread", \
+	    "bytes/shared_add1_b16@1")
+	srow("shared add 1500, batch 2^16, 1 thread", \
+	    "bytes/shared_add1500_b16@1")
+	srow("shared add 1500, batch 2^16, 2 threads", \
+	    "bytes/shared_add1500_b16@2")
+	srow("atomic add 1500, 2 threads, one word", \
+	    "bytes/atomic_add1500@2")
+	srow("area add (lazy area, touched slot)", "scale/area_add@1")
+	srow("two-field area update (bytes, packets)", \
+	    "area/two_field@1")
+	srow("two counter adds (shared)", "area/two_counters@1")
+	srow("pcpu_alloc_lazy + free, 1 slot", "area/alloc_lazy_free/1@1")
+	srow("pcpu_alloc_lazy + free, 4096 slots", \
+	    "area/alloc_lazy_free/4096@1")
+	srow("mm life, shared before, cached, 192", \
+	    "life/cached_shared_before/192@1")
+	srow("mm life, eager, 192 slots", "life/eager/192@1")
+	srow("tc churn, 2 threads, cached+lazy, 64", "tc/cached_lazy/64@2")
+	srow("tc churn, 2 threads, cached+lazy, 4096", \
+	    "tc/cached_lazy/4096@2")
+	srow("tc churn, 2 threads, eager, 64", "tc/eager/64@2")
+	srow("tc churn, 2 threads, eager, 4096", "tc/eager/4096@2")
+}
+
+# The targets of the scaling, counter and area work.
+function scale_targets(    i, n, ops, op, t1, t2, c1, c2, v) {
+	c1 = get("scale/ceiling@1"); c2 = get("scale/ceiling@2")
+	n = split("dual_life lazy_life/2 lazy_life/1024 cache_life " \
+	    "shared_add1 shared_add255 sum read reset_reshare_touch " \
+	    "area_life area_add", ops, " ")
+	for (i = 1; i <= n; i++) {
+		op = ops[i]
+		t1 = get("scale/" op "@1"); t2 = get("scale/" op "@2")
+		v = (t1 == "" || t2 == "" || c1 == "" || c2 == "") ? "" : \
+		    (t1 / t2) / (c1 / c2)
+		target("unrelated " op ": 2T/1T >= 0.9x ceiling's", v, ">=", \
+		    0.9, "x", "scale/" op "@1 scale/" op "@2 scale/ceiling@1 " \
+		    "scale/ceiling@2", "")
+	}
+	rtarget("2 threads, one counter: shared add <= 1.3x bare rseq", \
+	    "hot/lazy_add1@2", "rseq_add@1", "<=", 1.3)
+	rtarget("owner add after share+reset <= 1.2x fresh", \
+	    "dual/owner_add_after_reset@1", "dual/owner_add_fresh@1", "<=", 1.2)
+	rtarget("re-share faster than first share", \
+	    "dual/reshare@1", "dual/first_share@1", "<=", 1)
+	rtarget("shared-before mm life: cached >= 10x eager, 192 slots", \
+	    "life/eager/192@1", "life/cached_shared_before/192@1", ">=", 10)
+	rtarget("add 1500 on batch 2^16 <= 1.5x add 1", \
+	    "bytes/shared_add1500_b16@1", "bytes/shared_add1_b16@1", "<=", 1.5)
+	rtarget("2 threads: add 1500 (2^16) >= 10x contended atomic", \
+	    "bytes/atomic_add1500@2", "bytes/shared_add1500_b16@2", ">=", 10)
+	rtarget("area add <= 1.5x bare rseq add", \
+	    "scale/area_add@1", "rseq_add@1", "<=", 1.5)
+	rtarget("two-field area update <= 2x two counter adds", \
+	    "area/two_field@1", "area/two_counters@1", "<=", 2)
+	rtarget("pcpu_alloc_lazy+free: 4096 slots <= 2x 1 slot", \
+	    "area/alloc_lazy_free/4096@1", "area/alloc_lazy_free/1@1", "<=", 2)
+	rtarget("LAZY life: 1024 slots <= 2x 2 slots (1 thread)", \
+	    "scale/lazy_life/1024@1", "scale/lazy_life/2@1", "<=", 2)
+	rtarget("tc churn, 64 slots: cached+lazy >= 10x eager", \
+	    "tc/eager/64@2", "tc/cached_lazy/64@2", ">=", 10)
+	rtarget("tc churn cached: 4096 slots <= 2x 64 slots", \
+	    "tc/cached_lazy/4096@2", "tc/cached_lazy/64@2", "<=", 2)
+}
+
+function srow(label, k) {
+	printf "  %-44s %10s%s\n", label, cell(k, 10), get(k) == "" ? "" : " ns"
 }
