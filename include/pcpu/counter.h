@@ -213,8 +213,10 @@ PCPU__INLINE void pcpu_counter_add(struct pcpu_counter *c, int64_t delta)
 {
 	/* Relaxed: a thread reads its own thread pointer here only if it
 	 * claimed the counter itself (reset, which clears it, is serialized
-	 * with every update by the caller). */
-	uintptr_t o = __atomic_load_n(&c->pcpu__owner, __ATOMIC_RELAXED);
+	 * with every update by the caller).  ThreadSanitizer has no fences:
+	 * there the load itself is the acquire below. */
+	uintptr_t o = __atomic_load_n(&c->pcpu__owner, PCPU__TSAN ?
+				      __ATOMIC_ACQUIRE : __ATOMIC_RELAXED);
 
 	if (pcpu__likely(o == pcpu__tp())) {
 		pcpu__own_add(&c->pcpu__own, delta);
@@ -226,7 +228,9 @@ PCPU__INLINE void pcpu_counter_add(struct pcpu_counter *c, int64_t delta)
 
 		/* Acquire (fence): pairs with the release CAS that set the tag
 		 * after the slots were installed. */
+#if !PCPU__TSAN
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+#endif
 		slots = __atomic_load_n(&c->pcpu__slots, __ATOMIC_RELAXED);
 		/* Relaxed: set while no area is live (see struct pcpu__rt). */
 		off = __atomic_load_n(&pcpu__rt.rseq_fast, __ATOMIC_RELAXED);
