@@ -25,7 +25,8 @@ EXTRA_DIST += tests/valgrind.sh tests/valgrind.supp tests/stress.sh
 
 if HAVE_CHECK
 PCPU_VALGRIND_RUN = $(PCPU_CHECK_TESTS) $(PCPU_HARDENING_TESTS) \
-	tests/example $(PCPU_EXAMPLES)
+	tests/example $(PCPU_EXAMPLES) tests/test_dual tests/test_area \
+	tests/test_cache_v2
 PCPU_STRESS_RUN = tests/test_stress tests/test_lazy tests/test_cache \
 	tests/test_alloc
 
