@@ -404,26 +404,40 @@ PCPU_API void *pcpu_alloc(size_t size, size_t align)
 	n = (unsigned)((size + PCPU_GRAN - 1) / PCPU_GRAN);
 	a = align > PCPU_GRAN ? (unsigned)(align / PCPU_GRAN) : 1;
 
-	pthread_mutex_lock(&pcpu_alloc_mutex);
+	if (pcpu__alloc_lock(1)) {
+		errno = EAGAIN;
+		return NULL;
+	}
 	area = pcpu__alloc_locked(n, a, 1);
 	if (area)
 		/* Relaxed: published by the caller's own synchronization;
 		 * pcpu_free() (lazy.c) reads it back under this mutex. */
 		__atomic_store_n(&pcpu__meta(area)[PCPU__META_INFO],
 				 INFO_EAGER | INFO_GRAN(n), __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&pcpu_alloc_mutex);
+	pcpu__alloc_unlock();
 	return area;
 }
 
+/* Whether this thread holds the mutex: a signal handler that interrupted
+ * it must not wait for it (it would wait for itself).  Only this thread
+ * reads or writes it; volatile for the handler. */
+static __thread volatile int alloc_held
+	__attribute__((tls_model("initial-exec")));
+
 int pcpu__alloc_lock(int wait)
 {
-	if (wait)
-		return pthread_mutex_lock(&pcpu_alloc_mutex) ? -1 : 0;
-	return pthread_mutex_trylock(&pcpu_alloc_mutex) ? -1 : 0;
+	if (alloc_held)
+		return -1;		/* nested in our own holder */
+	if (wait ? pthread_mutex_lock(&pcpu_alloc_mutex) :
+		   pthread_mutex_trylock(&pcpu_alloc_mutex))
+		return -1;
+	alloc_held = 1;
+	return 0;
 }
 
 void pcpu__alloc_unlock(void)
 {
+	alloc_held = 0;
 	pthread_mutex_unlock(&pcpu_alloc_mutex);
 }
 

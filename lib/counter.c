@@ -463,24 +463,20 @@ static int slot_update(const struct pcpu_counter *c, int64_t *slots,
 			qnew = n - b1;		/* publish n */
 			carry = n - pold;
 		}
+		/*
+		 * u and q are compared and stored together, always: comparing
+		 * u alone could commit against a q that two publications by
+		 * others (+d, then -d) changed meanwhile, and leave the slot
+		 * more than a batch from its published part.
+		 */
 #ifdef PCPU__HAVE_RSEQ_ASM
-		if (method != PCPU__METHOD_ATOMIC) {
-			if (!pw || carry)
-				r = pcpu__rseq_store2_if(p, x, q, n, qnew, idx,
-							 pcpu__rt.rseq_off,
-							 pcpu__rt.rseq_idx);
-			else
-				r = pcpu__rseq_store_if(p, x, n, idx,
-							pcpu__rt.rseq_off,
-							pcpu__rt.rseq_idx);
-		} else
-#endif
-		if (!pw || carry || q != qnew)
-			r = cas2(p, x, q, n, qnew);
+		if (method != PCPU__METHOD_ATOMIC)
+			r = pcpu__rseq_store2_if(p, x, q, n, qnew, idx,
+						 pcpu__rt.rseq_off,
+						 pcpu__rt.rseq_idx);
 		else
-			r = __atomic_compare_exchange_n(p, &x, n, 0,
-							__ATOMIC_RELAXED,
-							__ATOMIC_RELAXED) ? 0 : -1;
+#endif
+			r = cas2(p, x, q, n, qnew);
 		if (r == 0)
 			break;
 	}
@@ -492,6 +488,34 @@ static int slot_update(const struct pcpu_counter *c, int64_t *slots,
 				   __ATOMIC_RELAXED);
 	journal_exit(d);
 	return 0;
+}
+
+PCPU_API void pcpu__counter_publish(struct pcpu_counter *c, uint64_t *p)
+{
+	int64_t *slots = area_of(c);
+	uint64_t b1, x, q, carry;
+	int d;
+
+	/* The atomic method only: any thread may CAS any slot. */
+	if (!slots)
+		return;
+	b1 = ((uint64_t)1 << batch_log2(c, slots)) - 1;
+	d = journal_enter(c);
+	for (;;) {
+		/* Relaxed: compared again by the CAS. */
+		x = __atomic_load_n(p, __ATOMIC_RELAXED);
+		q = __atomic_load_n(p + 1, __ATOMIC_RELAXED);
+		if (x - q < 2 * b1 + 1)
+			break;			/* within the batch again */
+		carry = x - (q + b1);
+		if (cas2(p, x, q, x, x - b1) == 0) {
+			/* Relaxed: as in slot_update(). */
+			__atomic_fetch_add(fold_word(slots), (int64_t)carry,
+					   __ATOMIC_RELAXED);
+			break;
+		}
+	}
+	journal_exit(d);
 }
 
 /* A clean area for one DUAL counter, batch 2^@k; NULL if none now. */

@@ -55,6 +55,7 @@
  *  4. Our own rseq area is registered only by its thread, and unregistered
  *     by its thread's exit (a pthread key destructor) before its TLS goes;
  *     a thread never registers again after that.
+ *  5. The fork handlers are registered at the end of set-up (fork.c).
  */
 #include "internal.h"
 
@@ -326,6 +327,10 @@ static void pcpu_setup(void)
 	 * stored last, so that a nonzero count means set-up is complete for
 	 * pcpu__init()'s check.  Release: pairs with its acquire load. */
 	__atomic_store_n(&pcpu__rt.nr_slots, n, __ATOMIC_RELEASE);
+	/* The one call upward (fork.c explains why): the fork handlers,
+	 * registered by whatever sets the library up, static links and
+	 * pre-constructor callers included. */
+	pcpu__fork_register();
 }
 
 void pcpu__init(void)

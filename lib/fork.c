@@ -40,7 +40,17 @@
  *
  * A thread's rseq registration is kept by the kernel in the child (fork
  * without CLONE_VM).  The handlers are registered by the library's
- * constructor, before main() or dlopen() returns.
+ * set-up (pcpu__fork_register(), below), before main() or dlopen()
+ * returns, or earlier by the first entry point that runs.
+ *
+ * Handlers that other libraries registered before these (libpcpu loaded
+ * with dlopen() after them) run after these in the prepare phase, with
+ * the allocator mutex already held: such a handler must not wait for a
+ * lock that a thread may hold while it calls a function of libpcpu that
+ * takes that mutex (pcpu_alloc(), pcpu_free() of an eager area, EAGER
+ * counter init/destroy, pcpu_set_nr_slots(), cache creation and slab
+ * work), the same rule as for malloc(3)'s own fork handling.  Updates
+ * take no lock, so holding an application lock around them is fine.
  */
 #include "internal.h"
 
@@ -76,7 +86,14 @@ static void fork_setup(void)
 			     pcpu_fork_child);
 }
 
-__attribute__((constructor)) static void pcpu_fork_ctor(void)
+/*
+ * Called by the run-time's set-up (cpu.c), which every entry point runs
+ * first: the one call from a lower layer to this one.  A constructor of
+ * this file would not do: a static link takes this object from libpcpu.a
+ * only if something refers to it, and callers before the constructors
+ * (another constructor, .preinit_array) would fork without handlers.
+ */
+void pcpu__fork_register(void)
 {
 	pthread_once(&fork_once, fork_setup);
 }

@@ -138,6 +138,11 @@ void pcpu__lazy_fork_child(void);
 /* fork child: repair the folds that threads now gone left half done. */
 void pcpu__counter_fork_child(void);
 
+/* --- fork.c --------------------------------------------------------------- */
+
+/* Register the fork handlers (once); called by cpu.c's set-up. */
+void pcpu__fork_register(void);
+
 /* --- cache layer: the pieces of the fork handlers (fork.c) -------------- */
 void pcpu__cache_fork_prepare(void);
 void pcpu__cache_fork_parent(void);

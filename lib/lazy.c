@@ -215,9 +215,8 @@ void *pcpu__lazy_alloc(size_t size, size_t align, uint64_t info, int wait)
 		while (area && i > 0 && pc->n[c] < CAP)
 			pc->stack[c][pc->n[c]++] = extra[--i];
 		slot_unlock(pc);
-		if (area && i > 0) {
+		if (area && i > 0 && pcpu__alloc_lock(1) == 0) {
 			/* Full after all (cannot be: we found it empty). */
-			pcpu__alloc_lock(1);
 			while (i > 0)
 				chunk_put_locked(extra[--i]);
 			pcpu__alloc_unlock();
@@ -261,13 +260,18 @@ void pcpu__lazy_release(void *area)
 			spill[i] = pc->stack[c][--pc->n[c]];
 		pc->stack[c][pc->n[c]++] = area;
 		slot_unlock(pc);
-		pcpu__alloc_lock(1);
+		if (pcpu__alloc_lock(1))
+			return;		/* see below */
 		for (i = 0; i < PCPU_LAZY_BATCH; i++)
 			chunk_put_locked(spill[i]);
 		pcpu__alloc_unlock();
 		return;
 	}
-	pcpu__alloc_lock(1);
+	/* A signal handler that interrupted this thread's own hold of the
+	 * mutex (which the contract forbids for the freeing functions)
+	 * leaks the area rather than waiting for itself. */
+	if (pcpu__alloc_lock(1))
+		return;
 	chunk_put_locked(area);
 	pcpu__alloc_unlock();
 }
@@ -297,7 +301,11 @@ PCPU_API int pcpu_set_nr_slots(unsigned n)
 	/* Acquire: as in lazy_cpus_get(). */
 	cpus = __atomic_load_n(&lazy_cpus, __ATOMIC_ACQUIRE);
 	hi = lock_all_slots(cpus);
-	pcpu__alloc_lock(1);
+	if (pcpu__alloc_lock(1)) {
+		for (s = 0; s < hi; s++)
+			slot_unlock(&cpus[s]);
+		return -EBUSY;		/* from a handler of our own holder */
+	}
 	for (s = 0; s < hi; s++)
 		for (c = 0; c < NCLASS; c++)
 			cached += cpus[s].n[c];
@@ -666,7 +674,9 @@ PCPU_API void pcpu_free(void *area)
 			return;
 		}
 	}
-	pcpu__alloc_lock(1);
+	if (pcpu__alloc_lock(1))
+		bad_free(area, "called from a signal handler that interrupted "
+			 "the allocator");
 	pcpu__check_area_locked(area);		/* aborts on a bad pointer */
 	info = area_of_word(area, &meta0);
 	if (!(info & INFO_EAGER)) {

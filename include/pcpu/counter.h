@@ -163,14 +163,20 @@ PCPU__INLINE void pcpu__own_add(int64_t *p, int64_t delta)
 #endif
 }
 
+/* Out-of-line: publish the slot copy @p if it is a batch or more from its
+ * published part (atomic method).  Not API. */
+PCPU_API void pcpu__counter_publish(struct pcpu_counter *c, uint64_t *p);
+
 /*
  * The atomic method's slot add (compare-and-swap: the slot may be updated
  * at the same time by a thread that migrated, or by another CPU mapped to
  * the same slot).  The words are u, q, w as in pcpu__rseq_counter_add().
  * Returns 1 when done, 0 when the slow path must run, and -1 when the add
- * is done but the slot must publish (a concurrent publication moved q).
+ * is done but the slot *@pp must publish (a concurrent publication moved
+ * q).
  */
-PCPU__INLINE int pcpu__atomic_slot_add(int64_t *slots, int64_t delta)
+PCPU__INLINE int pcpu__atomic_slot_add(int64_t *slots, int64_t delta,
+				       uint64_t **pp)
 {
 	uint64_t *p = (uint64_t *)pcpu__slot_ptr(slots,
 						 pcpu__slot_of(pcpu__index()));
@@ -189,8 +195,10 @@ PCPU__INLINE int pcpu__atomic_slot_add(int64_t *slots, int64_t delta)
 	 * together) leaves u changed, so the CAS failed; this catches the
 	 * rest (u back to the value we loaded). */
 	if (pcpu__unlikely(n - __atomic_load_n(p + 1, __ATOMIC_RELAXED) >=
-			   __atomic_load_n(p + 2, __ATOMIC_RELAXED)))
+			   __atomic_load_n(p + 2, __ATOMIC_RELAXED))) {
+		*pp = p;
 		return -1;
+	}
 	return 1;
 }
 
@@ -243,12 +251,15 @@ PCPU__INLINE void pcpu_counter_add(struct pcpu_counter *c, int64_t delta)
 		} else
 #endif
 		if (off == 0) {
-			int r = pcpu__atomic_slot_add(slots, delta);
+			uint64_t *p;
+			int r = pcpu__atomic_slot_add(slots, delta, &p);
 
 			if (pcpu__likely(r > 0))
 				return;
-			if (r < 0)
-				delta = 0;	/* added; publish only */
+			if (r < 0) {		/* added; publish that slot */
+				pcpu__counter_publish(c, p);
+				return;
+			}
 		}
 	}
 	pcpu__counter_add_slow(c, delta);

@@ -197,38 +197,9 @@ slow:
 }
 
 /*
- * On slot index @slot (still the caller's), if the 8-byte word at @p still
- * holds @old, store @val.  0 if stored; -1 if the index changed, the word
- * changed, or the sequence was aborted (the caller starts over).
- */
-PCPU__INLINE int pcpu__rseq_store_if(uint64_t *p, uint64_t old, uint64_t val,
-				     unsigned slot, long off, long idx)
-{
-	__asm__ __volatile__ goto (
-		PCPU__RSEQ_CS
-		PCPU__RSEQ_ARM
-		"1:\n\t"
-		"cmpl %[slot], %%fs:(%[idx])\n\t"	/* still our index? */
-		"jnz %l[fail]\n\t"
-		"cmpq %[old], (%[p])\n\t"
-		"jnz %l[fail]\n\t"
-		"movq %[val], (%[p])\n\t"		/* commit */
-		"2:\n\t"
-		PCPU__RSEQ_ABORT("%l[fail]")
-		: /* no outputs */
-		: [off] "r" (off), [idx] "r" (idx), [p] "r" (p),
-		  [old] "r" (old), [val] "r" (val), [slot] "r" (slot)
-		: "memory", "cc", "rax"
-		: fail);
-	return 0;
-fail:
-	return -1;
-}
-
-/*
- * The same for the 16-byte pair at @p (u and q of a counter's copy): if
- * p[0] == @old0 and p[1] == @old1, store both new words with one 16-byte
- * store (one instruction, so the kernel restarts the sequence before it or
+ * On slot index @slot (still the caller's), for the 16-byte pair at @p (u
+ * and q of a counter's copy): if p[0] == @old0 and p[1] == @old1, store
+ * both new words with one 16-byte store (one instruction, so the kernel restarts the sequence before it or
  * not at all).  Each 8-byte half is an aligned quadword, which other CPUs
  * load whole.
  */
