@@ -28,7 +28,9 @@ for t in unshare taskset timeout mount; do
 	command -v "$t" >/dev/null 2>&1 || skip "no $t"
 done
 [ -x "$prog" ] || { echo "FAIL: $prog not built"; exit 1; }
-[ -f "$guard" ] || { echo "FAIL: $guard not built"; exit 1; }
+# Not built without shared libraries (--disable-shared): nothing to
+# preload, and the test is about the default build anyway.
+[ -f "$guard" ] || skip "$guard not built (no shared libraries)"
 taskset -c 1 true 2>/dev/null || skip "no CPU 1 to run on (fewer than 2 CPUs)"
 unshare -m sh -c 'mount -t tmpfs none /sys/devices/system/cpu' 2>/dev/null ||
 	skip "cannot mount in a new mount namespace"

@@ -21,7 +21,10 @@ PCPU_REPRO_TESTS = \
 check_PROGRAMS += tests/test_forkhang tests/early tests/preinit \
 	tests/preinit_static tests/hs_nosys tests/test_tumix \
 	tests/test_rcuhang
-check_LTLIBRARIES += tests/hs_guard.la tests/libtumix_cas.la
+check_LTLIBRARIES += tests/libtumix_cas.la
+if ENABLE_SHARED
+check_LTLIBRARIES += tests/hs_guard.la
+endif
 
 # fork() against folds.  Linked statically against libpcpu (libtool
 # -static: no uninstalled shared libtool library), so that its
