@@ -126,9 +126,12 @@
 #define PCPU_GROUP_MAX	(unsigned)(PCPU_ALLOC_MAX / SLOT_BYTES)
 #define TAG_LIMIT	((uintptr_t)4096)	/* below: a batch tag */
 
+/* Relaxed, here and in is_leader(): the policy bits never change after
+ * init, while the rest of the word may (claim, share). */
 static int is_eager(const struct pcpu_counter *c)
 {
-	return (c->pcpu__owner & PCPU__OWNER_EAGER) != 0;
+	return (__atomic_load_n(&c->pcpu__owner, __ATOMIC_RELAXED) &
+		PCPU__OWNER_EAGER) != 0;
 }
 
 static int is_dual(const struct pcpu_counter *c)
@@ -642,7 +645,8 @@ static void init_one(struct pcpu_counter *c, int64_t value, uintptr_t owner,
 
 static int is_leader(const struct pcpu_counter *c)
 {
-	return !(c->pcpu__owner & PCPU__OWNER_MEMBER);
+	return !(__atomic_load_n(&c->pcpu__owner, __ATOMIC_RELAXED) &
+		 PCPU__OWNER_MEMBER);
 }
 
 static void free_area(const struct pcpu_counter *c, int64_t *slots)
@@ -746,7 +750,9 @@ static void release(struct pcpu_counter *c)
 
 	if (slots && is_leader(c))
 		free_area(c, slots);
-	c->pcpu__slots = NULL;
+	/* Relaxed: destroy is serialized with every other access; an atomic
+	 * store only keeps a (misusing) concurrent reader race-free. */
+	__atomic_store_n(&c->pcpu__slots, NULL, __ATOMIC_RELAXED);
 }
 
 PCPU_API void pcpu_counter_destroy(struct pcpu_counter *c)

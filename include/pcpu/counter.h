@@ -163,6 +163,12 @@ PCPU__INLINE void pcpu__own_add(int64_t *p, int64_t delta)
 #endif
 }
 
+#if defined(__x86_64__) && !PCPU__TSAN
+# define PCPU__INLINE_CAS 1
+#else
+# define PCPU__INLINE_CAS 0
+#endif
+
 /* Out-of-line: publish the slot copy @p if it is a batch or more from its
  * published part (atomic method).  Not API. */
 PCPU_API void pcpu__counter_publish(struct pcpu_counter *c, uint64_t *p);
@@ -250,7 +256,14 @@ PCPU__INLINE void pcpu_counter_add(struct pcpu_counter *c, int64_t delta)
 				return;
 		} else
 #endif
-		if (off == 0) {
+		/*
+		 * The inline CAS only where an 8-byte CAS and the library's
+		 * 16-byte one (its publications) are the same hardware
+		 * atomics: x86-64 without ThreadSanitizer.  Elsewhere the
+		 * 16-byte one may be a lock (libatomic, TSan's runtime) that
+		 * an 8-byte CAS would not respect, so the library does it all.
+		 */
+		if (off == 0 && PCPU__INLINE_CAS) {
 			uint64_t *p;
 			int r = pcpu__atomic_slot_add(slots, delta, &p);
 
