@@ -516,7 +516,9 @@ struct mono_adder {
  * (a full barrier on x86-64 as well), which keeps the test building and
  * running under TSan, whose own checks do not rest on this ordering.
  */
+#if PCPU__TSAN
 static int mono_fence_word;
+#endif
 
 static inline void mono_fence(void)
 {
