@@ -38,7 +38,7 @@ step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 # libc6-dev-arm64-cross is only a Recommends of the cross compiler, so
 # --no-install-recommends leaves it out, and without its crt files and
 # libc.so the compiler "cannot create executables": name it.
-pkgs="gcc-$HOST g++-$HOST libc6-dev-arm64-cross qemu-user libc6:arm64 check:arm64
+pkgs="gcc-$HOST g++-$HOST libc6-dev-arm64-cross qemu-user libc6:arm64 libatomic1:arm64 check:arm64
 	libsubunit-dev:arm64 liburcu-dev:arm64 autoconf automake libtool make
 	pkg-config mandoc file"
 missing=""
