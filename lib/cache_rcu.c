@@ -57,11 +57,16 @@
  * freeing part of a pass (it takes cache locks, which prepare is about to
  * take itself).
  *
- * Invariants (rq_lock protects rq_*):
+ * Invariants (rq_lock protects rq_*, but for rq_head: a lock-free stack,
+ * pushed by push_batch() under the array's rcu_lock and taken whole by an
+ * atomic exchange under rq_lock):
  *  1. rcu_pending of a cache counts its objects given to free_rcu and not
  *     yet freed; they are counted in in_use too.  A batch is in exactly
  *     one place: a per-CPU slot (pc->rcu), the queue, rq_inflight (its
- *     grace period running), or the reclaimer's local list (being freed).
+ *     grace period running), or the reclaimer's local list (being freed);
+ *     it leaves its slot and joins the queue under the same hold of the
+ *     slot's rcu_lock, so fork(), whose prepare takes every rcu_lock,
+ *     never copies it in a vanished thread's local only.
  *  2. rq_phase is RQ_GP exactly while rq_inflight is the list whose grace
  *     period runs, RQ_CB while the reclaimer frees a list, else RQ_IDLE.
  *  3. While rq_pause is set the reclaimer takes no new list.
@@ -88,7 +93,8 @@ enum { RQ_IDLE, RQ_GP, RQ_CB };
 static pthread_mutex_t rq_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t rq_work = PTHREAD_COND_INITIALIZER;	/* queue, unpause */
 static pthread_cond_t rq_done = PTHREAD_COND_INITIALIZER;	/* a pass ended */
-static struct pcpu_rcu_batch *rq_head;		/* sent, not yet taken */
+static struct pcpu_rcu_batch *rq_head;		/* sent, not yet taken;
+						   atomic (push_batch()) */
 static struct pcpu_rcu_batch *rq_inflight;	/* grace period running */
 static int rq_phase;
 static int rq_running;				/* the reclaimer exists */
@@ -132,10 +138,10 @@ static void *reclaimer(void *unused)
 	pcpu_on_reclaimer = 1;
 	pthread_mutex_lock(&rq_lock);
 	for (;;) {
-		while (!rq_head || rq_pause)
+		while (!__atomic_load_n(&rq_head, __ATOMIC_RELAXED) || rq_pause)
 			pthread_cond_wait(&rq_work, &rq_lock);
-		list = rq_head;
-		rq_head = NULL;
+		/* Acquire: pairs with push_batch()'s release. */
+		list = __atomic_exchange_n(&rq_head, NULL, __ATOMIC_ACQUIRE);
 		rq_inflight = list;
 		rq_phase = RQ_GP;
 		pthread_mutex_unlock(&rq_lock);
@@ -189,9 +195,10 @@ static int start_locked(void)
  */
 static void reclaim_inline_locked(void)
 {
-	struct pcpu_rcu_batch *list = rq_head;
+	/* Acquire: pairs with push_batch()'s release. */
+	struct pcpu_rcu_batch *list = __atomic_exchange_n(&rq_head, NULL,
+							  __ATOMIC_ACQUIRE);
 
-	rq_head = NULL;
 	pthread_mutex_unlock(&rq_lock);
 	urcu_bp_synchronize_rcu();
 	free_list(list);
@@ -199,15 +206,34 @@ static void reclaim_inline_locked(void)
 	pthread_cond_broadcast(&rq_done);		/* invariant 4 */
 }
 
-static void send_batch(struct pcpu_rcu_batch *b)
+/*
+ * Put a batch on the queue without rq_lock, so that the callers can do it
+ * while they still hold the array's rcu_lock (fork prepare takes rq_lock
+ * before the rcu_locks): a fork then finds every batch either in its
+ * array or on the queue, never only in a vanished thread's local.
+ * Release: the batch's contents before the taker's acquire exchange.
+ */
+static void push_batch(struct pcpu_rcu_batch *b)
+{
+	struct pcpu_rcu_batch *head = __atomic_load_n(&rq_head,
+						      __ATOMIC_RELAXED);
+
+	do
+		b->next = head;
+	while (!__atomic_compare_exchange_n(&rq_head, &head, b, 1,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+/* After push_batch(): wake (or start) the reclaimer, or reclaim here. */
+static void kick(void)
 {
 	pthread_mutex_lock(&rq_lock);
-	b->next = rq_head;
-	rq_head = b;
-	if (start_locked() == 0)
-		pthread_cond_signal(&rq_work);
-	else
-		reclaim_inline_locked();
+	if (__atomic_load_n(&rq_head, __ATOMIC_RELAXED)) {
+		if (start_locked() == 0)
+			pthread_cond_signal(&rq_work);
+		else
+			reclaim_inline_locked();
+	}
 	pthread_mutex_unlock(&rq_lock);
 }
 
@@ -262,10 +288,11 @@ PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
 	if (b->n == PCPU_RCU_BATCH || batch_old(b)) {
 		full = b;
 		pc->rcu = NULL;
+		push_batch(full);
 	}
 	pthread_mutex_unlock(&pc->rcu_lock);
 	if (full)
-		send_batch(full);
+		kick();
 }
 
 void pcpu__rcu_send_partial(struct pcpu_cache *cache)
@@ -280,9 +307,11 @@ void pcpu__rcu_send_partial(struct pcpu_cache *cache)
 		pthread_mutex_lock(&cache->cpus[i].rcu_lock);
 		b = cache->cpus[i].rcu;
 		cache->cpus[i].rcu = NULL;
+		if (b)
+			push_batch(b);
 		pthread_mutex_unlock(&cache->cpus[i].rcu_lock);
 		if (b)
-			send_batch(b);
+			kick();
 	}
 }
 
@@ -299,11 +328,13 @@ int pcpu__rcu_flush(struct pcpu_cache *cache)
 	pthread_mutex_lock(&rq_lock);
 	while (__atomic_load_n(&cache->rcu_pending, __ATOMIC_ACQUIRE)) {
 		/* A fork child's queue has no reclaimer until asked. */
-		if (rq_head && start_locked() != 0) {
+		/* Relaxed: a hint under rq_lock; takers exchange. */
+		if (__atomic_load_n(&rq_head, __ATOMIC_RELAXED) &&
+		    start_locked() != 0) {
 			reclaim_inline_locked();
 			continue;
 		}
-		if (rq_head)
+		if (__atomic_load_n(&rq_head, __ATOMIC_RELAXED))
 			pthread_cond_signal(&rq_work);
 		pthread_cond_wait(&rq_done, &rq_lock);
 	}
