@@ -211,7 +211,7 @@ void pcpu__cpu_arrays_init(struct pcpu_cache *cache)
  * RCU batches, which may be shared by two CPUs. */
 struct pcpu_cache_cpu *pcpu__this_cpu_array(struct pcpu_cache *cache)
 {
-	unsigned cpu = pcpu__cpu();
+	unsigned cpu = pcpu__index();
 
 	return &cache->cpus[pcpu__likely(cpu < cache->nr_cpus) ? cpu :
 			    cpu % cache->nr_cpus];

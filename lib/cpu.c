@@ -49,7 +49,7 @@
  *     that can create or reach a per-CPU area calls pcpu__init() first.
  *  2. pcpu__rt.rseq_off is written once, during set-up.
  *  3. pcpu__rt.nr_slots, .method and .rseq_fast are written only by
- *     set-up and by pcpu__alloc_set_nr_slots() under the allocator lock
+ *     set-up and by pcpu__alloc_set_nr_slots_locked() under the allocator lock
  *     while no area is live (alloc.c), so they are constant for the life
  *     of any area.
  *  4. Our own rseq area is registered only by its thread, and unregistered
@@ -357,7 +357,10 @@ unsigned pcpu__possible_cpus(void)
 int pcpu__cpus_capped(void)
 {
 	pcpu__init();
-	return pcpu_possible_all > pcpu_possible;
+	/* The rseq method's own rule (pcpu__set_method()) for a count of
+	 * pcpu_possible: ids may reach past it (more CPUs than
+	 * PCPU_MAX_SLOTS, or sysfs unreadable and the kernel's mask wider). */
+	return pcpu_rseq_need > pcpu_possible;
 }
 
 unsigned pcpu__rseq_kind(void)
@@ -391,7 +394,7 @@ PCPU_API unsigned pcpu_nr_slots(void)
 PCPU_API unsigned pcpu_this_slot(void)
 {
 	pcpu__init();
-	return pcpu__slot_of(pcpu__cpu());
+	return pcpu__slot_of(pcpu__index());
 }
 
 PCPU_API const char *pcpu_slot_index(void)

@@ -24,7 +24,9 @@ void pcpu__set_method(unsigned nr_slots);
 int pcpu__rseq_ready(void);
 
 /* cpu.c: the number of possible CPUs (capped at PCPU_MAX_SLOTS), and
- * whether the cap cut it (then CPU numbers can exceed it). */
+ * whether slot indices can exceed it (the cap cut it, or sysfs could not
+ * be read and the kernel's CPU mask is wider): then per-CPU arrays of
+ * that many entries must not use rseq. */
 unsigned pcpu__possible_cpus(void);
 int pcpu__cpus_capped(void);
 

@@ -450,22 +450,32 @@ PCPU_API void *pcpu_alloc_lazy(size_t size, size_t align)
 	return area;
 }
 
-/* The info word of @word's granule and the meta block of its area. */
-static uint64_t area_of_word(const void *word, uint64_t **meta0)
+/* The info word of the area @word lies in (a lazy area's first granule
+ * says; an eager area is taken to start at @word), and the meta block of
+ * that first granule, and (if @start) where the area starts. */
+static uint64_t area_of_word_at(const void *word, uint64_t **meta0,
+				char **start)
 {
 	uint64_t *m = pcpu__meta(word);
 	/* Relaxed: written before the area was handed out, which the
 	 * caller's use of the area happens after. */
 	uint64_t info = __atomic_load_n(&m[PCPU__META_INFO], __ATOMIC_RELAXED);
+	const char *first = word;
 
-	*meta0 = m;
 	if ((info & INFO_LAZY) && INFO_BACK_OF(info)) {
-		*meta0 = pcpu__meta((const char *)word -
-				    (size_t)INFO_BACK_OF(info) * GRAN);
-		info = __atomic_load_n(&(*meta0)[PCPU__META_INFO],
-				       __ATOMIC_RELAXED);
+		first -= (size_t)INFO_BACK_OF(info) * GRAN;
+		m = pcpu__meta(first);
+		info = __atomic_load_n(&m[PCPU__META_INFO], __ATOMIC_RELAXED);
 	}
+	*meta0 = m;
+	if (start)
+		*start = (char *)first;
 	return info;
+}
+
+static uint64_t area_of_word(const void *word, uint64_t **meta0)
+{
+	return area_of_word_at(word, meta0, NULL);
 }
 
 static uint8_t *touch_byte(void *word, unsigned slot)
@@ -562,19 +572,12 @@ static int sum_one(void *copy, unsigned slot, void *arg)
 
 PCPU_API int64_t pcpu_area_sum(const void *word)
 {
-	uint64_t *meta0, info = area_of_word(word, &meta0);
+	uint64_t *meta0;
 	struct sum_arg a;
 	char *area;
+	uint64_t info = area_of_word_at(word, &meta0, &area);
 
-	if (info & INFO_LAZY) {
-		area = (char *)word - (size_t)INFO_BACK_OF(
-			__atomic_load_n(&pcpu__meta(word)[PCPU__META_INFO],
-					__ATOMIC_RELAXED)) * GRAN;
-		a.off = (size_t)((const char *)word - area);
-	} else {
-		area = (char *)word;
-		a.off = 0;
-	}
+	a.off = (size_t)((const char *)word - area);
 	/* Relaxed: the overflow word, read whole. */
 	a.acc = (uint64_t)__atomic_load_n(
 		(int64_t *)&pcpu__meta(word)[PCPU__META_FOLD], __ATOMIC_RELAXED);

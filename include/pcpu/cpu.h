@@ -158,12 +158,6 @@ PCPU__INLINE unsigned pcpu__index(void)
 	return pcpu__index_slow();
 }
 
-/* The old name of pcpu__index(), kept for the cache layer. */
-PCPU__INLINE unsigned pcpu__cpu(void)
-{
-	return pcpu__index();
-}
-
 /*
  * Map an index to a slot: identity unless indices exceed the slot count
  * (CPUs sharing slots, or a CPU numbered above what the machine said).
