@@ -25,13 +25,10 @@ FUZZ_INPUT ?=
 FUZZ_CFLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-g -O1 -std=gnu11 -pthread
 FUZZ_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/lib -I$(top_builddir)
-FUZZ_LIB_SRCS = $(top_srcdir)/lib/cpu.c $(top_srcdir)/lib/alloc.c \
-	$(top_srcdir)/lib/counter.c $(top_srcdir)/lib/cache.c
-FUZZ_DEPS = $(FUZZ_LIB_SRCS) $(top_srcdir)/lib/internal.h $(top_srcdir)/lib/fault.h \
-	$(top_srcdir)/include/pcpu.h $(top_srcdir)/include/pcpu/cpu.h \
-	$(top_srcdir)/include/pcpu/alloc.h $(top_srcdir)/include/pcpu/counter.h \
-	$(top_srcdir)/include/pcpu/cache.h $(top_srcdir)/tests/fuzz/fuzz_ops.c \
-	$(top_builddir)/config.h
+# The library's own source list (lib_libpcpu_la_SOURCES), so a file added
+# to lib/ is never missed; make finds the prerequisites through VPATH.
+FUZZ_DEPS = $(lib_libpcpu_la_SOURCES) $(include_HEADERS) \
+	$(pcpuinclude_HEADERS) tests/fuzz/fuzz_ops.c $(top_builddir)/config.h
 # Every input is capped at 256 ops; 30 s without an answer is a hang (a
 # deadlock between the workers and the library).
 FUZZ_RUN_FLAGS = -timeout=30 -print_final_stats=1 \
@@ -39,9 +36,11 @@ FUZZ_RUN_FLAGS = -timeout=30 -print_final_stats=1 \
 
 tests/fuzz/fuzz_ops: $(FUZZ_DEPS)
 	@$(MKDIR_P) tests/fuzz
+	srcs=; for f in $(lib_libpcpu_la_SOURCES); do \
+		case $$f in *.c) srcs="$$srcs $(top_srcdir)/$$f";; esac; \
+	done; \
 	$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_CPPFLAGS) $(URCU_CFLAGS) -o $@ \
-		$(FUZZ_LIB_SRCS) $(top_srcdir)/tests/fuzz/fuzz_ops.c \
-		$(URCU_LIBS)
+		$$srcs $(top_srcdir)/tests/fuzz/fuzz_ops.c $(URCU_LIBS)
 
 # Fuzz a copy: libFuzzer adds what it finds to its corpus directory, and
 # the source tree (read-only in distcheck) keeps only the chosen seeds.
