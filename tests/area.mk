@@ -7,7 +7,7 @@ if HAVE_CHECK
 check_PROGRAMS += tests/test_area
 TESTS += tests/test_area
 
-tests_test_area_SOURCES = tests/test_area.c tests/testutil.h
+tests_test_area_SOURCES = tests/test_area.c tests/testutil.h tests/selfexec.h
 tests_test_area_CFLAGS = $(PCPU_TEST_CFLAGS)
 tests_test_area_LDADD = $(PCPU_TEST_LDADD)
 endif

@@ -34,6 +34,8 @@
 
 #include <pcpu.h>
 
+#include "selfexec.h"
+
 #ifdef EARLY_PREINIT
 # define EARLY_WHERE "preinit_array"
 #else
@@ -207,22 +209,18 @@ __attribute__((constructor(101))) static void early_ctor(void)
 #endif
 
 /* Without EARLY_FIRST: run ourselves once per first step, report all. */
-static int run_all_orders(const char *self)
+static int run_all_orders(void)
 {
 	unsigned i, bad = 0;
+	char var[64];
 
 	for (i = 0; i < NSTEPS; i++) {
-		pid_t pid;
 		int st;
 
-		fflush(stdout);
-		pid = fork();
-		if (pid == 0) {
-			setenv("EARLY_FIRST", steps[i].name, 1);
-			execl(self, self, (char *)NULL);
-			_exit(127);
-		}
-		if (pid < 0 || waitpid(pid, &st, 0) != pid) {
+		/* The order goes in the child's environment. */
+		snprintf(var, sizeof(var), "EARLY_FIRST=%s", steps[i].name);
+		st = se_run_self(NULL, NULL, var);
+		if (st < 0) {
 			printf("early: cannot run the \"%s\" order\n",
 			       steps[i].name);
 			bad++;
@@ -253,7 +251,7 @@ int main(int argc, char **argv)
 
 	(void)argc;
 	if (!first || !*first)
-		return run_all_orders("/proc/self/exe");
+		return run_all_orders();
 	(void)argv;
 	if (!early_ran) {
 		printf("early (%s): the early function did not run\n",

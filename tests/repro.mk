@@ -40,15 +40,15 @@ tests_test_forkhang_LDADD = $(PCPU_TEST_LDADD) $(URCU_LIBS)
 # runs after ours; a shared libpcpu would run its own first).
 # tests/preinit: .preinit_array, which runs before every shared object's
 # constructor, so it is linked shared (-no-install: a real executable, not
-# a libtool wrapper, since it re-executes itself through /proc/self/exe);
+# a libtool wrapper, since it re-executes itself (tests/selfexec.h));
 # tests/preinit_static: the same, static.
-tests_early_SOURCES = tests/early.c
+tests_early_SOURCES = tests/early.c tests/selfexec.h
 tests_early_LDFLAGS = $(AM_LDFLAGS) -static
 tests_early_LDADD = lib/libpcpu.la $(URCU_LIBS)
-tests_preinit_SOURCES = tests/preinit.c
+tests_preinit_SOURCES = tests/preinit.c tests/selfexec.h
 tests_preinit_LDFLAGS = $(AM_LDFLAGS) -no-install
 tests_preinit_LDADD = lib/libpcpu.la
-tests_preinit_static_SOURCES = tests/preinit.c
+tests_preinit_static_SOURCES = tests/preinit.c tests/selfexec.h
 tests_preinit_static_CFLAGS = $(AM_CFLAGS)
 tests_preinit_static_LDFLAGS = $(AM_LDFLAGS) -static
 tests_preinit_static_LDADD = lib/libpcpu.la $(URCU_LIBS)

@@ -45,6 +45,7 @@
  * fixed count.
  */
 #include "testutil.h"
+#include "selfexec.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -1618,30 +1619,8 @@ END_TEST
 
 /* --- the suite again with PCPU_SLOT_INDEX=cpu ------------------------------- */
 
-static const char *self_path(void)
-{
-	static char path[PATH_MAX];
-	ssize_t len;
-
-	if (path[0])
-		return path;
-	len = readlink("/proc/self/exe", path, sizeof(path) - 1);
-	if (len <= 0 || (size_t)len >= sizeof(path) - 1) {
-		path[0] = '\0';
-		return "/proc/self/exe";
-	}
-	path[len] = '\0';
-	return path;
-}
-
 START_TEST(test_reexec_index_cpu)
 {
-	char *args[] = { "test_area", CHILD_ARG, NULL };
-	const char *self = self_path(), *runner = getenv("PCPU_TEST_RUNNER");
-	static char var[] = "PCPU_SLOT_INDEX=cpu";
-	char **envp;
-	size_t n = 0, i, j = 0;
-	pid_t pid;
 	int st;
 
 	/* Indexed by CPU already (no mm_cid, or PCPU_SLOT_INDEX=cpu as in
@@ -1651,33 +1630,9 @@ START_TEST(test_reexec_index_cpu)
 		       "the index is \"cpu\" already\n");
 		return;
 	}
-	while (environ[n])
-		n++;
-	envp = calloc(n + 2, sizeof(*envp));
-	ck_assert_ptr_nonnull(envp);
-	for (i = 0; i < n; i++)
-		if (strncmp(environ[i], "PCPU_SLOT_INDEX=", 16))
-			envp[j++] = environ[i];
-	envp[j++] = var;
-	envp[j] = NULL;
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		if (runner && *runner) {
-			char *sh_args[] = { "/bin/sh", "-c",
-				"exec $PCPU_TEST_RUNNER \"$0\" \"$@\"",
-				(char *)self, CHILD_ARG, NULL };
-
-			execve("/bin/sh", sh_args, envp);
-		} else {
-			execve(self, args, envp);
-		}
-		_exit(127);
-	}
-	free(envp);
-	ck_assert_int_ge(pid, 0);
-	while (waitpid(pid, &st, 0) < 0)
-		ck_assert_int_eq(errno, EINTR);
+	st = se_run_self(CHILD_ARG, NULL, "PCPU_SLOT_INDEX=cpu");
+	ck_assert_msg(st >= 0, "cannot run the suite again: %s",
+		      strerror(errno));
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the suite with "
 		      "PCPU_SLOT_INDEX=cpu failed: %s %d (its output is above)",
 		      WIFEXITED(st) ? "exit" : "signal",

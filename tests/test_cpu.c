@@ -8,6 +8,7 @@
  * checks what it sees and reports through its exit status.
  */
 #include "testutil.h"
+#include "selfexec.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -151,79 +152,17 @@ static int child_main(int argc, char **argv)
 	return CHILD_OK;
 }
 
-/*
- * This binary's path, for execve().  Not "/proc/self/exe" itself: under
- * valgrind that names valgrind's tool, not this program (valgrind
- * --trace-children=yes then fails to load it), while readlink() of it
- * gives this program's path there as well as natively.
- */
-static const char *self_path(void)
-{
-	static char path[PATH_MAX];
-	ssize_t len;
-
-	if (path[0])
-		return path;
-	len = readlink("/proc/self/exe", path, sizeof(path) - 1);
-	if (len <= 0 || (size_t)len >= sizeof(path) - 1) {
-		path[0] = '\0';		/* unknown or truncated */
-		return "/proc/self/exe";
-	}
-	path[len] = '\0';
-	return path;
-}
-
-/* Run this binary as a child with PCPU_NR_SLOTS=@value; its exit status. */
+/* Run this binary as a child with PCPU_NR_SLOTS=@value; its exit status
+ * (1000 + the signal if killed, -1 if it could not start). */
 static int run_child(const char *value, const char *mode)
 {
-	char *args[] = { "self", CHILD_ARG, (char *)mode, NULL };
-	const char *self = self_path(), *runner;
-	char var[64], **envp;
-	size_t n = 0, i, j = 0;
-	pid_t pid;
+	char var[64];
 	int st;
 
-	while (environ[n])
-		n++;
-	envp = calloc(n + 2, sizeof(*envp));
-	if (!envp)
-		return -1;
-	for (i = 0; i < n; i++)
-		if (strncmp(environ[i], "PCPU_NR_SLOTS=", 14))
-			envp[j++] = environ[i];
 	snprintf(var, sizeof(var), "PCPU_NR_SLOTS=%s", value);
-	envp[j++] = var;
-	envp[j] = NULL;
-
-	/*
-	 * Under an emulator (PCPU_TEST_RUNNER, e.g. qemu-aarch64: see
-	 * tests/all-methods.sh) the kernel cannot run this binary itself, so
-	 * the child runs as `$PCPU_TEST_RUNNER <this binary> ARGS` through
-	 * the build machine's shell.  The emulator gives /proc/self/exe the
-	 * emulated binary's path.
-	 */
-	runner = getenv("PCPU_TEST_RUNNER");
-
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		if (runner && *runner) {
-			char *sh_args[] = { "/bin/sh", "-c",
-				"exec $PCPU_TEST_RUNNER \"$0\" \"$@\"",
-				(char *)self, CHILD_ARG, (char *)mode, NULL };
-
-			execve("/bin/sh", sh_args, envp);
-		} else {
-			execve(self, args, envp);
-		}
-		_exit(127);
-	}
-	free(envp);
-	if (pid < 0)
+	st = se_run_self(CHILD_ARG, mode, var);
+	if (st < 0)
 		return -1;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
 	if (!WIFEXITED(st))
 		return 1000 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 	return WEXITSTATUS(st);
@@ -677,43 +616,10 @@ static int index_child_main(void)
 /* Run this binary with PCPU_SLOT_INDEX=cpu as the index child. */
 static int run_index_child(void)
 {
-	char *args[] = { "self", INDEX_CHILD_ARG, NULL };
-	const char *self = self_path(), *runner = getenv("PCPU_TEST_RUNNER");
-	char var[] = "PCPU_SLOT_INDEX=cpu", **envp;
-	size_t n = 0, i, j = 0;
-	pid_t pid;
-	int st;
+	int st = se_run_self(INDEX_CHILD_ARG, NULL, "PCPU_SLOT_INDEX=cpu");
 
-	while (environ[n])
-		n++;
-	envp = calloc(n + 2, sizeof(*envp));
-	if (!envp)
+	if (st < 0)
 		return -1;
-	for (i = 0; i < n; i++)
-		if (strncmp(environ[i], "PCPU_SLOT_INDEX=", 16))
-			envp[j++] = environ[i];
-	envp[j++] = var;
-	envp[j] = NULL;
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		if (runner && *runner) {
-			char *sh_args[] = { "/bin/sh", "-c",
-				"exec $PCPU_TEST_RUNNER \"$0\" \"$@\"",
-				(char *)self, INDEX_CHILD_ARG, NULL };
-
-			execve("/bin/sh", sh_args, envp);
-		} else {
-			execve(self, args, envp);
-		}
-		_exit(127);
-	}
-	free(envp);
-	if (pid < 0)
-		return -1;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
 	if (!WIFEXITED(st))
 		return 1000 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 	return WEXITSTATUS(st);
