@@ -404,7 +404,39 @@ static int cas2(uint64_t *p, uint64_t o0, uint64_t o1, uint64_t n0,
 			      : "b" (n0), "c" (n1)
 			      : "memory", "cc");
 	return ok ? 0 : -1;
+#elif defined(__aarch64__) && !PCPU__TSAN
+	/*
+	 * An exclusive pair (Armv8.0): lock-free, so async-signal-safe and
+	 * safe across fork().  libatomic's 16-byte CAS here is a table of
+	 * locks: a signal handler's publication on a thread interrupted
+	 * inside one, or a fork child after another thread held one, waited
+	 * forever (the aarch64 run under qemu hung in both).  A mismatch
+	 * stores the old pair back: only a successful store-exclusive makes
+	 * the pair's load single-copy atomic.  Relaxed, as the x86 case; any
+	 * store to either word between the two clears the monitor, and the
+	 * loop starts over.
+	 */
+	uint64_t r0, r1;
+	uint32_t busy, ne;
+
+	__asm__ __volatile__ (
+		"1:\n\t"
+		"ldxp %[r0], %[r1], %[m]\n\t"
+		"cmp %[r0], %[o0]\n\t"
+		"ccmp %[r1], %[o1], #0, eq\n\t"
+		"cset %w[ne], ne\n\t"
+		"csel %[r0], %[r0], %[n0], ne\n\t"
+		"csel %[r1], %[r1], %[n1], ne\n\t"
+		"stxp %w[busy], %[r0], %[r1], %[m]\n\t"
+		"cbnz %w[busy], 1b\n\t"
+		: [r0] "=&r" (r0), [r1] "=&r" (r1), [busy] "=&r" (busy),
+		  [ne] "=&r" (ne), [m] "+Q" (*(unsigned __int128 *)p)
+		: [o0] "r" (o0), [o1] "r" (o1), [n0] "r" (n0), [n1] "r" (n1)
+		: "cc", "memory");
+	return ne ? -1 : 0;
 #else
+	/* Elsewhere the compiler's 16-byte CAS: async-signal-safe and
+	 * fork-safe only where it is lock-free (configure warns). */
 	unsigned __int128 o = ((unsigned __int128)o1 << 64) | o0;
 	unsigned __int128 n = ((unsigned __int128)n1 << 64) | n0;
 

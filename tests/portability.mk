@@ -16,4 +16,4 @@ endif
 
 # tests/cross-aarch64.sh: the test suite cross-built for aarch64 and run
 # under qemu-user (CI calls it; see the script).
-EXTRA_DIST += tests/cross-aarch64.sh tests/norseq.c
+EXTRA_DIST += tests/cross-aarch64.sh tests/qemu-fork-thread.c tests/norseq.c

@@ -173,6 +173,15 @@ static int child_uses_cache(struct pcpu_cache *c)
 	}
 	for (i = 0; i < 50; i++)
 		pcpu_cache_free(c, objs[i]);
+	/* free_rcu starts threads in the child (libpcpu's reclaimer,
+	 * liburcu's worker): an emulator that cannot start a thread in a fork
+	 * child (tests/qemu-fork-thread.c) stops here; the parent's fork()
+	 * between the hooks, where the hang was, still runs. */
+	if (getenv("PCPU_TEST_NO_FORK_THREAD")) {
+		for (i = 50; i < 100; i++)
+			pcpu_cache_free(c, objs[i]);
+		return 0;
+	}
 	for (i = 50; i < 100; i++)
 		pcpu_cache_free_rcu(c, objs[i]);
 	stage = "child: urcu_bp_barrier()";
