@@ -2,7 +2,8 @@
 /*
  * bench_scale.c - unrelated objects never meet: every non-eager operation
  * run by 1 and by 2 threads (more with PCPU_BENCH_SCALING=1), each thread
- * pinned to a CPU of its own and working on an object of its own, next to
+ * pinned to a CPU of its own (the single thread too, so that both runs
+ * are alike) and working on an object of its own, next to
  * the machine's ceiling (each thread adding to a private word) measured
  * in the same run.  Two CPUs cannot show what 192 do; they show whether
  * two threads on two unrelated objects run as fast as two threads on
@@ -65,7 +66,7 @@ static struct own *arrive(struct pcpu_bench_ctx *ctx,
 		return my_own;
 	my_run = ctx->run_id;
 	k = __atomic_fetch_add(&d->next, 1, __ATOMIC_RELAXED);
-	if (k >= MAXT || (ctx->threads > 1 && pcpu_bench_pin(k))) {
+	if (k >= MAXT || pcpu_bench_pin(k)) {
 		pcpu_bench_fail(ctx, "cannot pin a thread to a CPU of its own");
 		return my_own = NULL;
 	}
@@ -722,7 +723,7 @@ static void hot_run(struct pcpu_bench_ctx *ctx, uint64_t iters)
 		int k = __atomic_fetch_add(&h->next, 1, __ATOMIC_RELAXED);
 
 		my_run = ctx->run_id;
-		if (ctx->threads > 1 && pcpu_bench_pin(k))
+		if (pcpu_bench_pin(k))
 			pcpu_bench_fail(ctx, "cannot pin");
 	}
 	for (i = 0; i < iters; i++) {
@@ -912,7 +913,7 @@ static void tc_run(struct pcpu_bench_ctx *ctx, uint64_t iters)
 		int k = __atomic_fetch_add(&t->next, 1, __ATOMIC_RELAXED);
 
 		my_run = ctx->run_id;
-		if (ctx->threads > 1 && pcpu_bench_pin(k))
+		if (pcpu_bench_pin(k))
 			pcpu_bench_fail(ctx, "cannot pin");
 	}
 	seed = (unsigned long)(uintptr_t)&seed;

@@ -227,6 +227,12 @@ static void *worker_main(void *arg)
 			break;
 		}
 	}
+	/* Worker 1 may leave between two of worker 0's counters (it saw the
+	 * stop after its add; worker 0, just before, did not): worker 0 must
+	 * not wait for an add that never comes (found looping the test: a
+	 * hang 1 run in 300).  Release: as in work_upgrade(). */
+	if (w->kind == KIND_UPGRADE && w->id == 1)
+		__atomic_store_n(&F.up_gone, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
