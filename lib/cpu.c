@@ -192,13 +192,25 @@ static int rseq_register(void)
 /* Thread exit: unregister before the TLS holding the area is freed. */
 static void rseq_thread_exit(void *arg)
 {
+	int was = pcpu_rseq_state;
+
 	(void)arg;
-	if (pcpu_rseq_state == 1)
+	/*
+	 * Never again in this thread (invariant 4), and said before the
+	 * unregistration: a signal handler that runs after it (the signal
+	 * is delivered as the syscall returns) must find the thread not
+	 * ready and use the shared word.  With the old order it found state
+	 * 1 and retried an rseq commit with no area registered, forever
+	 * (test_dual's claim race under rseq-own).  Signal fence: only this
+	 * thread's handlers read the state.
+	 */
+	pcpu_rseq_state = -1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (was == 1)
 		syscall(SYS_rseq, &pcpu_rseq, sizeof(pcpu_rseq),
 			PCPU_RSEQ_UNREGISTER, PCPU_RSEQ_SIG);
-	/* Never again in this thread (invariant 4); the fast path now sees
-	 * a negative cpu_id and takes the slow path. */
-	pcpu_rseq_state = -1;
+	/* The fast path now sees a negative cpu_id and takes the slow
+	 * path. */
 	pcpu_rseq.cpu_id = (uint32_t)-1;
 	pcpu_rseq.mm_cid = (uint32_t)-1;
 }

@@ -520,7 +520,15 @@ PCPU_API void pcpu__area_add_slow(void *word, int64_t delta)
 				return;
 			/* Aborted, or migrated to a slot not yet touched:
 			 * start over (the index check cannot fail under the
-			 * rseq method: see cpu.c). */
+			 * rseq method: see cpu.c).  With no area registered
+			 * any more (a signal handler during the thread's
+			 * exit) no sequence can commit: the overflow word. */
+			if (pcpu__rseq_cpu_id() < 0) {
+				__atomic_fetch_add((int64_t *)&pcpu__meta(word)
+						   [PCPU__META_FOLD], delta,
+						   __ATOMIC_RELAXED);
+				return;
+			}
 			continue;
 		}
 #endif

@@ -450,11 +450,26 @@ START_TEST(test_claim_race_signal)
 		}
 		tu_gate_open(&gate);
 		spins = 0;
+		/*
+		 * The next signal only once the last one was handled (or a
+		 * while has passed): a signal sent faster than the handler
+		 * runs is pending again at every sigreturn, and the thread
+		 * never gets back to its loop (seen under rseq-own: the case
+		 * outlived its timeout).
+		 */
 		while (__atomic_load_n(&a[0].ready, __ATOMIC_ACQUIRE) != 2) {
+			unsigned long seen = __atomic_load_n(&sig_adds,
+							     __ATOMIC_RELAXED);
+
 			syscall(SYS_tgkill, getpid(), a[0].tid, SIGUSR1);
 			sent++;
-			if (++spins % 8 == 0)
-				sched_yield();
+			for (spins = 0; spins < 1000 &&
+			     __atomic_load_n(&sig_adds, __ATOMIC_RELAXED) == seen &&
+			     __atomic_load_n(&a[0].ready, __ATOMIC_ACQUIRE) != 2;
+			     spins++)
+				if (spins % 8 == 7)
+					sched_yield();
+			sched_yield();
 		}
 		tu_join(t, 2);
 		__atomic_store_n(&sig_armed, 0, __ATOMIC_RELAXED);
