@@ -83,15 +83,28 @@ int pcpu__alloc_set_nr_slots_locked(unsigned n);
 
 /*
  * The meta block of @area's first granule (a live area's): a cache line
- * or more of words that only this area uses.
+ * of words that only this area uses.  The touch map's mask words of
+ * groups PCPU__META_INLINE and up (slots 320 and up) are in the granule's
+ * outer block, as pcpu__meta_mask() finds them.
  */
 uint64_t *pcpu__meta(const void *area);
 #define PCPU__META_FOLD		0	/* counters: the published total  */
 #define PCPU__META_INFO		1	/* what the area is (lazy.c)      */
 #define PCPU__META_SUMMARY	2	/* touch map: groups with a mask  */
 #define PCPU__META_MASK0	3	/* touch map: group g at MASK0+g  */
-/* Mask words per meta block: (nr_slots + 63) / 64. */
+#define PCPU__META_WORDS	8	/* one cache line                 */
+#define PCPU__META_INLINE	(PCPU__META_WORDS - PCPU__META_MASK0)
+/* Mask words per touch map: (nr_slots + 63) / 64. */
 unsigned pcpu__nr_groups(void);
+/* The mask word of group @grp >= PCPU__META_INLINE of @meta's map. */
+uint64_t *pcpu__meta_outer(const uint64_t *meta, unsigned grp);
+
+static inline uint64_t *pcpu__meta_mask(const uint64_t *meta, unsigned grp)
+{
+	if (grp < PCPU__META_INLINE)
+		return (uint64_t *)&meta[PCPU__META_MASK0 + grp];
+	return pcpu__meta_outer(meta, grp);
+}
 
 /* PCPU__META_INFO of an area's first granule (and, for data areas, of
  * every granule: the distance back to the first). */

@@ -343,7 +343,7 @@ void pcpu__touch_mark(uint64_t *meta, unsigned slot)
 {
 	unsigned grp = slot / 64, ng = pcpu__nr_groups();
 	unsigned per_bit = (ng + 63) / 64;
-	uint64_t *m = &meta[PCPU__META_MASK0 + grp], *sm = &meta[PCPU__META_SUMMARY];
+	uint64_t *m = pcpu__meta_mask(meta, grp), *sm = &meta[PCPU__META_SUMMARY];
 	uint64_t bit = 1ull << (slot % 64), sbit = 1ull << (grp / per_bit);
 
 	/*
@@ -394,7 +394,7 @@ int pcpu__touch_next(struct pcpu__touch_iter *it)
 			it->end = it->grp + it->per_bit < it->ng ?
 				  it->grp + it->per_bit : it->ng;
 		}
-		it->m = __atomic_load_n(&it->meta[PCPU__META_MASK0 + it->grp],
+		it->m = __atomic_load_n(pcpu__meta_mask(it->meta, it->grp),
 					__ATOMIC_RELAXED);
 	}
 }
@@ -411,7 +411,7 @@ void pcpu__touch_clear(uint64_t *meta)
 
 		sum &= sum - 1;
 		for (g = b * per_bit; g < (b + 1) * per_bit && g < ng; g++)
-			__atomic_store_n(&meta[PCPU__META_MASK0 + g], 0,
+			__atomic_store_n(pcpu__meta_mask(meta, g), 0,
 					 __ATOMIC_RELAXED);
 	}
 	__atomic_store_n(&meta[PCPU__META_SUMMARY], 0, __ATOMIC_RELAXED);

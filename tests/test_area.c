@@ -1431,9 +1431,11 @@ END_TEST
 START_TEST(test_spread_pages)
 {
 	const unsigned nr = 4096;
-	static const unsigned base[] = { 0, 1, 63, 64, 65, 127, 128, 1000,
-					 2047, 2048, 2049, 4031, 4032, 4094,
-					 4095 };
+	/* 319 | 320: the last mask group in the meta block, the first in
+	 * the granule's outer block. */
+	static const unsigned base[] = { 0, 1, 63, 64, 65, 127, 128, 319, 320,
+					 321, 1000, 2047, 2048, 2049, 4031,
+					 4032, 4094, 4095 };
 	unsigned slots[64], ns = 0, order[64], i, k, j;
 	unsigned char *touched;
 	uint64_t seed = tu_rand_seed(4242);

@@ -325,8 +325,8 @@ static bool fake_cpus_work(void)
 static unsigned spread_slots(unsigned nr, unsigned *out, unsigned max)
 {
 	const unsigned edges[] = {
-		0, 1, 63, 64, 65, 127, 128, nr / 2 - 1, nr / 2, nr - 65,
-		nr - 64, nr - 63, nr - 1,
+		0, 1, 63, 64, 65, 127, 128, 319, 320, nr / 2 - 1, nr / 2,
+		nr - 65, nr - 64, nr - 63, nr - 1,
 	};
 	unsigned char *seen = calloc(nr, 1);
 	unsigned n = 0, i, s;
