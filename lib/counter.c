@@ -27,9 +27,12 @@
  * (pcpu__rseq_counter_add(), pcpu__atomic_slot_add()) commits u + delta
  * when (u + delta) - q < w, unsigned, i.e. when the new total stays within
  * batch - 1 of P; otherwise, and on a slot's first touch (w == 0), the
- * slow path here publishes: it stores u = n and q = n - (batch - 1) in one
- * step (a 16-byte store at the end of an rseq sequence, or a 16-byte
- * CAS), then adds n - P_old to F.
+ * slow path here publishes: it stores u = n and q = P_new - (batch - 1)
+ * in one step (a 16-byte store at the end of an rseq sequence, or a
+ * 16-byte CAS), then adds P_new - P_old to F.  P_new is n led in the
+ * direction n moved by up to batch - 1 - |delta| (lead() below): a
+ * counter that only grows publishes once per 2 * (batch - 1) - |delta|
+ * of its total instead of once per batch - 1.
  *
  * Why this shape.  No value ever moves between two words: an update is
  * one store (or one atomic RMW) to one word, and a publication changes
@@ -71,19 +74,25 @@
  * by adders, so it stays in every CPU's cache.  The lines more than one
  * slot writes are the fold word's line (one RMW per publication) and the
  * touch map (two words per slot, once).  With deltas of 1 and the default
- * batch a slot publishes once per 256 of its adds, so 10^6 adds write
- * shared lines about 10^6 / 256 = 3906 times whatever the CPU count
- * (bench/run prints the measured figure, "writes to shared lines per
- * million adds").  At 192 CPUs adding as fast as they can (about 2 ns an
- * add, 10^11 adds/s in all) that is 3.75 * 10^8 RMWs/s on one line, while
- * a line that moves between CPUs serves about 10^7 RMWs/s (100 ns a
- * transfer across sockets): the fold line saturates, and the adders
- * wait on it; the machine then does 10^7 * 256 = 2.6 * 10^9 adds/s in
- * all, some 75 ns an add per CPU instead of 2.  A batch of 2^16
- * (PCPU_COUNTER_BATCH_LOG2(16)) brings the fold line to 1.5 * 10^6 RMWs/s,
- * below saturation, and the add back to its private cost, at the price
- * of a read() error bound of (2^16 - 1) * 192 = 1.26 * 10^7; sum() stays
- * exact.  The kernel's answer for this case is a tree of carries
+ * batch a slot publishes once per 2 * 255 - 1 = 509 of its adds, so 10^6
+ * adds write shared lines about 10^6 / 509 = 1965 times whatever the CPU
+ * count (bench/run prints the measured figure, "writes to shared lines
+ * per million adds"; publishing n itself, as the kernel's fold to zero
+ * does, would be once per 255 and 3922 times).  At 192 CPUs adding as
+ * fast as they can (about 2 ns an add, 9.6 * 10^10 adds/s in all) that is
+ * 1.9 * 10^8 RMWs/s on one line, while a line that moves between CPUs
+ * serves about 10^7 RMWs/s (100 ns a transfer across sockets): the fold
+ * line saturates, and the adders wait on it; the machine then does
+ * 10^7 * 509 = 5.1 * 10^9 adds/s in all, some 38 ns an add per CPU
+ * instead of 2.  A batch of 2^16 (PCPU_COUNTER_BATCH_LOG2(16)) brings the
+ * fold line to 7.3 * 10^5 RMWs/s for deltas of 1, below saturation, and
+ * the add back to its private cost, at the price of a read() error bound
+ * of (2^16 - 1) * 192 = 1.26 * 10^7; sum() stays exact.  Byte counters
+ * need the batch to grow with the delta: adds of 1500 publish once per
+ * (2^17 - 2 - 1500) / 1500 = 86 adds at 2^16, 1.1 * 10^9 RMWs/s at 192
+ * CPUs (saturated: some 220 ns an add), and once per 22 000 adds at 2^24
+ * (4.4 * 10^6 RMWs/s: private cost again, with a read() bound of
+ * 2^24 * 192 = 3.2 * 10^9 bytes).  The kernel's answer for this case is a tree of carries
  * (Desnoyers' hierarchical per-CPU counters): slots publish to a group
  * word shared by the CPUs of one cache domain, groups to the root with a
  * larger batch, so the root line sees the rate of the groups, not of the
@@ -456,6 +465,30 @@ static int cas2(uint64_t *p, uint64_t o0, uint64_t o1, uint64_t n0,
 }
 
 /*
+ * How far ahead of the slot's total n a publication puts the published
+ * part, signed as the publishing update moved (@down: towards smaller
+ * values): batch - 1 - |delta|, or 0 for a delta of a batch or more.
+ *
+ * Publishing n itself (lead 0, the kernel's fold to zero) leaves the
+ * slot in the middle of its window, so a counter that only grows
+ * publishes again after batch - 1 more; published as far ahead as the
+ * window allows, it publishes once per 2 * (batch - 1) - |delta|, half
+ * the writes to the fold word's line, within the same bound on read()
+ * (|u - P| <= batch - 1 holds either way).  Less lead than the whole
+ * window by |delta|: an update the other way no larger than the one
+ * that published stays in the window, so an oscillation never publishes
+ * on every step (to publish each time the magnitudes must keep growing,
+ * and they stop at the batch).
+ */
+static inline uint64_t lead(uint64_t b1, int64_t delta, int down)
+{
+	uint64_t ad = delta < 0 ? -(uint64_t)delta : (uint64_t)delta;
+	uint64_t h = ad < b1 ? b1 - ad : 0;
+
+	return down ? -h : h;
+}
+
+/*
  * Add @delta to the caller's slot, touching and publishing as needed.
  * -1 (nothing done) when the thread may not write slots.
  */
@@ -464,7 +497,7 @@ static int slot_update(const struct pcpu_counter *c, int64_t *slots,
 {
 	unsigned method = __atomic_load_n(&pcpu__rt.method, __ATOMIC_RELAXED);
 	unsigned nr = __atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
-	uint64_t b1 = 0, w = 0, *p, x, q, pw, n, pold, qnew, carry;
+	uint64_t b1 = 0, w = 0, *p, x, q, pw, n, pold, pnew, qnew, carry;
 	unsigned idx, slot;
 	int d, r;
 
@@ -512,8 +545,10 @@ static int slot_update(const struct pcpu_counter *c, int64_t *slots,
 			qnew = pold - b1;	/* stays within the batch */
 			carry = 0;
 		} else {
-			qnew = n - b1;		/* publish n */
-			carry = n - pold;
+			/* Publish n, led in the direction it moved. */
+			pnew = n + lead(b1, delta, (int64_t)(n - pold) < 0);
+			qnew = pnew - b1;
+			carry = pnew - pold;
 		}
 		/*
 		 * u and q are compared and stored together, always: comparing
@@ -549,10 +584,11 @@ static int slot_update(const struct pcpu_counter *c, int64_t *slots,
 	return 0;
 }
 
-PCPU_API void pcpu__counter_publish(struct pcpu_counter *c, uint64_t *p)
+PCPU_API void pcpu__counter_publish(struct pcpu_counter *c, uint64_t *p,
+				   int64_t delta)
 {
 	int64_t *slots = area_of(c);
-	uint64_t b1, x, q, carry;
+	uint64_t b1, x, q, pold, pnew, carry;
 	int d;
 
 	/* The atomic method only: any thread may CAS any slot. */
@@ -570,8 +606,10 @@ PCPU_API void pcpu__counter_publish(struct pcpu_counter *c, uint64_t *p)
 		q = __atomic_load_n(p + 1, __ATOMIC_RELAXED);
 		if (x - q < 2 * b1 + 1)
 			break;			/* within the batch again */
-		carry = x - (q + b1);
-		if (cas2(p, x, q, x, x - b1) == 0) {
+		pold = q + b1;
+		pnew = x + lead(b1, delta, (int64_t)(x - pold) < 0);
+		carry = pnew - pold;
+		if (cas2(p, x, q, x, pnew - b1) == 0) {
 			/* Relaxed: as in slot_update(). */
 			__atomic_fetch_add(fold_word(slots), (int64_t)carry,
 					   __ATOMIC_RELAXED);

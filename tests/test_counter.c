@@ -793,6 +793,87 @@ START_TEST(test_read_compare)
 }
 END_TEST
 
+/*
+ * How often a slot publishes, counted as the changes of read() (a
+ * publication is the only thing that moves it) on a LAZY counter updated
+ * from one pinned thread: one slot.  A slot publishes its total ahead in
+ * the direction it moves by the batch less one less the delta, so a
+ * steady stream of +d (or -d) publishes once per (2 * (batch - 1) - d) / d
+ * updates, not once per (batch - 1) / d; and after a publication an
+ * oscillation no larger than the update that published never publishes.
+ * Loop: 0 deltas of 1 (default batch), 1 deltas of -1, 2 deltas of 1500
+ * at batch 2^16.
+ */
+/* sum exact; read within @b1 of it: one slot touched. */
+static void expect_batch_value(const struct pcpu_counter *c, int64_t want,
+			       uint64_t b1, const char *what)
+{
+	int64_t sum = pcpu_counter_sum(c), rd = pcpu_counter_read(c);
+
+	ck_assert_msg(sum == want, "%s: sum %lld, want %lld", what,
+		      (long long)sum, (long long)want);
+	ck_assert_msg(dist(rd, want) <= b1, "%s: read %lld, sum %lld: "
+		      "farther than %llu", what, (long long)rd,
+		      (long long)want, (unsigned long long)b1);
+}
+
+static unsigned count_publications(struct pcpu_counter *c, const int64_t *d,
+				   unsigned nd, unsigned n, int64_t *want)
+{
+	int64_t last = pcpu_counter_read(c), r;
+	unsigned i, pubs = 0;
+
+	for (i = 0; i < n; i++) {
+		pcpu_counter_add(c, d[i % nd]);
+		*want += d[i % nd];
+		r = pcpu_counter_read(c);
+		pubs += r != last;
+		last = r;
+	}
+	return pubs;
+}
+
+START_TEST(test_publish_rate)
+{
+	static const struct { int64_t d; unsigned log2; } cases[] = {
+		{ 1, 8 }, { -1, 8 }, { 1500, 16 },
+	};
+	int64_t d = cases[_i].d, want = 0, osc[2] = { -d, d };
+	int64_t bigger[2] = { -3 * d, 3 * d };
+	uint64_t b1 = ((uint64_t)1 << cases[_i].log2) - 1;
+	uint64_t ad = (uint64_t)(d < 0 ? -d : d);
+	unsigned n = (unsigned)(40 * b1 / ad), pubs, per, cpu;
+	struct pcpu_counter c;
+
+	cpu = (unsigned)sched_getcpu();
+	ck_assert_int_eq(tu_pin((int)cpu), 0);
+	ck_assert_int_eq(pcpu_counter_init(&c, 0, LAZY |
+			 PCPU_COUNTER_BATCH_LOG2(cases[_i].log2)), 0);
+	pubs = count_publications(&c, &d, 1, n, &want);
+	/* Updates per publication: 2 * b1 - ad over ad, the first one
+	 * after b1 / ad (no lead before it). */
+	per = (unsigned)((2 * b1 - ad) / ad);
+	ck_assert_msg(pubs <= n / per + 2, "%u updates of %lld published %u "
+		      "times: more than once per %u", n, (long long)d, pubs,
+		      per);
+	ck_assert_msg(pubs >= n / per - 2, "%u updates of %lld published "
+		      "only %u times", n, (long long)d, pubs);
+	expect_batch_value(&c, want, b1, "publish rate, steady");
+
+	/* Back and forth by the delta that published: never again. */
+	pubs = count_publications(&c, osc, 2, 10000, &want);
+	ck_assert_msg(pubs == 0, "oscillation by %lld published %u times",
+		      (long long)d, pubs);
+	/* Back and forth by more: a publication or two, then steady. */
+	pubs = count_publications(&c, bigger, 2, 10000, &want);
+	ck_assert_msg(pubs <= 2, "oscillation by %lld published %u times",
+		      (long long)(3 * d), pubs);
+	expect_batch_value(&c, want, b1, "publish rate, oscillation");
+	pcpu_counter_destroy(&c);
+	ck_assert_int_eq(tu_unpin(), 0);
+}
+END_TEST
+
 /* The sign of value - rhs, even when the difference does not fit. */
 START_TEST(test_compare_extreme_rhs)
 {
@@ -1446,6 +1527,7 @@ static Suite *counter_suite(void)
 	tc = tu_tcase(s, "read_compare", TU_TIMEOUT_UNIT);
 	tcase_add_loop_test(tc, test_read_compare, 0, 3);
 	tcase_add_loop_test(tc, test_compare_extreme_rhs, 0, N_POLICIES);
+	tcase_add_loop_test(tc, test_publish_rate, 0, 3);
 
 	tc = tu_tcase(s, "set_reset", TU_TIMEOUT_UNIT);
 	tcase_add_test(tc, test_set);

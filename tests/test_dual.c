@@ -706,8 +706,8 @@ struct edge_state {
  * White-box check after one add of @d: exactly the slot that took it
  * changed u by @d (unless it went to the owner word); that slot kept its
  * published part if the new total stayed within batch - 1 of it, else
- * published the new total; every touched slot within batch - 1 of its
- * published part; read() == own + shared + published total (or the exact
+ * published the new total led by batch - 1 - |d| the way it moved; every
+ * touched slot within batch - 1 of its published part; read() == own + shared + published total (or the exact
  * sum near the limits).  Return: a message, or NULL.
  */
 static const char *edge_check(const struct pcpu_counter *c, uint64_t b1,
@@ -715,7 +715,8 @@ static const char *edge_check(const struct pcpu_counter *c, uint64_t b1,
 {
 	static char msg[200];
 	unsigned s, n = pcpu_nr_slots(), changed = 0;
-	uint64_t pub = 0, held = 0, own, sh;
+	uint64_t pub = 0, held = 0, own, sh, lead;
+	uint64_t ad = d < 0 ? -(uint64_t)d : (uint64_t)d;
 	int64_t rd, sum;
 
 	if (n > 4096)
@@ -752,6 +753,11 @@ static const char *edge_check(const struct pcpu_counter *c, uint64_t b1,
 			/* A slot untouched before: published part 0. */
 			if (!st->w[s])
 				pold = 0;
+			/* A publication leads u in the direction it moved by
+			 * batch - 1 - |d| (0 for |d| >= batch - 1). */
+			lead = ad < b1 ? b1 - ad : 0;
+			if ((int64_t)(u - pold) < 0)
+				lead = -lead;
 			if (u - pold + b1 <= 2 * b1) {
 				if (q + b1 != pold) {
 					snprintf(msg, sizeof(msg), "slot %u: "
@@ -761,11 +767,12 @@ static const char *edge_check(const struct pcpu_counter *c, uint64_t b1,
 						 (long long)(q + b1));
 					return msg;
 				}
-			} else if (q + b1 != u) {
+			} else if (q + b1 != u + lead) {
 				snprintf(msg, sizeof(msg), "slot %u: u %lld "
 					 "beyond the batch of P %lld, P now "
-					 "%lld, not u", s, (long long)u,
-					 (long long)pold, (long long)(q + b1));
+					 "%lld, not u + %lld", s, (long long)u,
+					 (long long)pold, (long long)(q + b1),
+					 (long long)lead);
 				return msg;
 			}
 		}

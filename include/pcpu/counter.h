@@ -35,14 +35,17 @@
  * sequence (rseq) where the kernel provides one, else with an atomic
  * compare-and-swap; see pcpu_update_method().  Each slot keeps a running
  * total and a published part; when the total moves a whole batch away
- * from the published part, the slot publishes it again and the difference
- * is added to the counter's published total.  The batch is 2^k with
- * PCPU_COUNTER_BATCH_LOG2(k) in the init flags, k = 8 (the default,
- * PCPU_COUNTER_BATCH) to 40.  So pcpu_counter_read() is O(1) and within
- * (batch - 1) times the number of touched slots of the exact value
- * (except within (batch - 1) * pcpu_nr_slots() of INT64_MIN or INT64_MAX,
- * where it returns the exact sum instead), and any |delta| below the
- * batch takes the inline fast path unless it makes the slot publish.
+ * from the published part, the slot publishes it again (ahead of the
+ * total in the direction it moved, by up to the batch less the delta, so
+ * that a counter that only grows publishes about half as often) and the
+ * difference is added to the counter's published total.  The batch is
+ * 2^k with PCPU_COUNTER_BATCH_LOG2(k) in the init flags, k = 8 (the
+ * default, PCPU_COUNTER_BATCH) to 40.  So pcpu_counter_read() is O(1) and
+ * within (batch - 1) times the number of touched slots of the exact
+ * value, on either side of it: a growing counter's read() may be ahead of
+ * its sum (except within (batch - 1) * pcpu_nr_slots() of INT64_MIN or
+ * INT64_MAX, where it returns the exact sum instead).  Any |delta| below
+ * the batch takes the inline fast path unless it makes the slot publish.
  * Values never move between words, so pcpu_counter_sum() counts every
  * update exactly once: successive sums of a counter whose updates are all
  * non-negative never decrease.  Arithmetic is modulo 2^64.
@@ -171,7 +174,8 @@ PCPU__INLINE void pcpu__own_add(int64_t *p, int64_t delta)
 
 /* Out-of-line: publish the slot copy @p if it is a batch or more from its
  * published part (atomic method).  Not API. */
-PCPU_API void pcpu__counter_publish(struct pcpu_counter *c, uint64_t *p);
+PCPU_API void pcpu__counter_publish(struct pcpu_counter *c, uint64_t *p,
+				   int64_t delta);
 
 /*
  * The atomic method's slot add (compare-and-swap: the slot may be updated
@@ -270,7 +274,7 @@ PCPU__INLINE void pcpu_counter_add(struct pcpu_counter *c, int64_t delta)
 			if (pcpu__likely(r > 0))
 				return;
 			if (r < 0) {		/* added; publish that slot */
-				pcpu__counter_publish(c, p);
+				pcpu__counter_publish(c, p, delta);
 				return;
 			}
 		}
