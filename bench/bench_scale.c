@@ -673,11 +673,12 @@ static uint64_t life_batch(unsigned long arg)
 
 /*
  * Two threads add 1 to one LAZY counter; teardown counts what went to
- * lines that more than one slot writes: publications (each adds exactly
- * the batch to the published total when every delta is 1, so their
- * number is F / batch = read() / batch) and touch-map words (at most two
- * per slot, once).  Reported per million adds as the counter
- * shared_line_writes_per_M.
+ * lines that more than one slot writes: publications and touch-map words
+ * (at most two per slot, once).  When every delta is 1 each publication
+ * adds exactly 2 * (batch - 1) to the published total (it publishes at
+ * P + batch and leads by batch - 2; test_counter's publish_rate counts
+ * them one by one), so their number is read() / (2 * (batch - 1)).
+ * Reported per million adds as the counter shared_line_writes_per_M.
  */
 struct hot_data {
 	struct pcpu_counter c;
@@ -758,7 +759,8 @@ static void hot_teardown(struct pcpu_bench_ctx *ctx)
 {
 	struct hot_data *h = ctx->data;
 	double adds = (double)ctx->ops;
-	double pubs = (double)pcpu_counter_read(&h->c) / PCPU_COUNTER_BATCH;
+	double pubs = (double)pcpu_counter_read(&h->c) /
+		      (2.0 * (PCPU_COUNTER_BATCH - 1));
 	double maps = 2.0 * ctx->threads;
 
 	if ((uint64_t)pcpu_counter_sum(&h->c) != ctx->ops)
