@@ -74,7 +74,18 @@
  *     under rq_lock, so a waiter that checked under rq_lock cannot miss it.
  *  5. For one fork, libpcpu calls urcu_bp_before_fork() (in prepare, with
  *     rq_lock held and the reclaimer paused) and its after-fork pair
- *     exactly when rq_bp_hooks is set: when the application did not.
+ *     exactly when rq_bp_hooks is set: pcpu_cache_free_rcu() has been
+ *     used (rq_used), the application did not call the hook, and the
+ *     forking thread is not a reader that the reclaimer's grace period in
+ *     progress waits for.
+ *  6. In a fork child where libpcpu's objects wait for a grace period
+ *     and neither libpcpu nor the application called the hooks (the
+ *     last case above, or a first free_rcu racing with fork), rq_nogp
+ *     is set: liburcu's grace-period lock may be held by the vanished
+ *     reclaimer and its registry may name vanished readers, so libpcpu
+ *     waits for no grace period there.  Objects given to pcpu_cache_free_rcu() in or before
+ *     such a child stay pending (never freed: memory, not a hang), and
+ *     waiting for them (pcpu_cache_destroy()) fails with EDEADLK.
  *
  * Fences: rcu_pending is decremented with release after the batch's
  * objects are back, and loaded with acquire by the waiters, so a destroy
@@ -100,6 +111,16 @@ static int rq_phase;
 static int rq_running;				/* the reclaimer exists */
 static int rq_pause;				/* fork in progress */
 static int rq_bp_hooks;		/* this fork: we called urcu_bp_*_fork() */
+/* pcpu_cache_free_rcu() has been called in this process (or its parent):
+ * only then are liburcu's fork hooks libpcpu's business (invariant 5).
+ * Relaxed: set by the first free_rcu, read by fork prepare, which the
+ * application orders after it or not at all (then either answer is
+ * right: no object of libpcpu waits for a grace period yet). */
+static int rq_used;
+/* A fork child whose liburcu state was not repaired (invariant 6): no
+ * grace period may be waited for in this process. */
+static int rq_nogp;
+static int rq_fork_app;		/* this fork: the application's hooks ran */
 
 /* Set on the reclaimer thread: waiting for our own frees is a deadlock. */
 static __thread int pcpu_on_reclaimer
@@ -228,7 +249,8 @@ static void push_batch(struct pcpu_rcu_batch *b)
 static void kick(void)
 {
 	pthread_mutex_lock(&rq_lock);
-	if (__atomic_load_n(&rq_head, __ATOMIC_RELAXED)) {
+	/* rq_nogp: the batches stay queued (invariant 6). */
+	if (__atomic_load_n(&rq_head, __ATOMIC_RELAXED) && !rq_nogp) {
 		if (start_locked() == 0)
 			pthread_cond_signal(&rq_work);
 		else
@@ -261,14 +283,20 @@ PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
 				    OBJ_IN_USE, OBJ_RCU);
 	/* Relaxed: see the essay (fences). */
 	__atomic_fetch_add(&cache->rcu_pending, 1, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&rq_used, __ATOMIC_RELAXED))
+		__atomic_store_n(&rq_used, 1, __ATOMIC_RELAXED);
 	pc = pcpu__this_cpu_array(cache);
 	pthread_mutex_lock(&pc->rcu_lock);
 	b = pc->rcu;
 	if (!b) {
 		b = pcpu__malloc(sizeof(*b));
 		if (!b) {
-			/* No batch: wait for the grace period here. */
 			pthread_mutex_unlock(&pc->rcu_lock);
+			/* No grace period here (invariant 6): the object
+			 * stays counted in rcu_pending, never freed. */
+			if (rq_nogp)
+				return;
+			/* No batch: wait for the grace period here. */
 			urcu_bp_synchronize_rcu();
 			pcpu__free_many(cache, 1, &obj, NULL, OBJ_RCU);
 			/* Last, release: as in batch_free(). */
@@ -321,8 +349,9 @@ int pcpu__rcu_flush(struct pcpu_cache *cache)
 	if (!__atomic_load_n(&cache->rcu_pending, __ATOMIC_ACQUIRE))
 		return 0;
 	/* The reclaimer would wait for itself; a grace period for this
-	 * thread's own read-side critical section. */
-	if (pcpu_on_reclaimer || urcu_bp_read_ongoing())
+	 * thread's own read-side critical section; none can end in a child
+	 * that liburcu was not prepared for (invariant 6). */
+	if (pcpu_on_reclaimer || rq_nogp || urcu_bp_read_ongoing())
 		return -EDEADLK;
 	pcpu__rcu_send_partial(cache);
 	pthread_mutex_lock(&rq_lock);
@@ -372,22 +401,33 @@ static int all_signals_blocked(void)
 
 void pcpu__rcu_fork_prepare(void)
 {
+	int used = __atomic_load_n(&rq_used, __ATOMIC_RELAXED) && !rq_nogp;
 	int app_hooks = all_signals_blocked();
-	int wait_gp = !app_hooks;
+	int wait_gp = used && !app_hooks, reader = 0;
 
 	/* Only when the application has not taken liburcu's registry lock
 	 * (urcu_bp_read_ongoing() may register this thread, under it). */
-	if (wait_gp && urcu_bp_read_ongoing())
+	if (wait_gp && urcu_bp_read_ongoing()) {
 		wait_gp = 0;
+		reader = 1;
+	}
 	pthread_mutex_lock(&rq_lock);
 	rq_pause = 1;				/* invariant 3 */
 	while (rq_phase == RQ_CB || (rq_phase == RQ_GP && wait_gp))
 		pthread_cond_wait(&rq_done, &rq_lock);
-	/* liburcu's own state (its registry, which the child must prune of
+	/*
+	 * liburcu's own state (its registry, which the child must prune of
 	 * vanished readers, and its grace-period lock) is made consistent
 	 * by urcu_bp_before_fork(): ours to call unless the application
-	 * called it (invariant 5). */
-	rq_bp_hooks = !app_hooks;
+	 * called it, or has no object of ours waiting for a grace period
+	 * (invariant 5).  Not when this thread is a reader and the
+	 * reclaimer's grace period runs: it holds liburcu's grace-period
+	 * lock and waits for this very reader, so the hook would wait for
+	 * it forever.  That child gets liburcu as fork() found it
+	 * (invariant 6).
+	 */
+	rq_bp_hooks = used && !app_hooks && !(reader && rq_phase == RQ_GP);
+	rq_fork_app = app_hooks;
 	if (rq_bp_hooks)
 		urcu_bp_before_fork();
 }
@@ -407,6 +447,13 @@ void pcpu__rcu_fork_child(void)
 
 	if (rq_bp_hooks)
 		urcu_bp_after_fork_child();
+	/* Invariant 6: objects of ours wait for a grace period here (our
+	 * prepare skipped the hook, or a first free_rcu raced with it:
+	 * rq_used is what the copied memory says) and nobody repaired
+	 * liburcu for this child. */
+	if (!rq_bp_hooks && !rq_fork_app &&
+	    __atomic_load_n(&rq_used, __ATOMIC_RELAXED))
+		rq_nogp = 1;
 	/* The reclaimer is gone: its grace period, if one ran, is redone. */
 	while (*tail)
 		tail = &(*tail)->next;

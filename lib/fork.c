@@ -27,8 +27,9 @@
  * * cache list lock                  cache layer   create/destroy/fork
  * * RCU reclaim thread, paused;      cache layer   (behaves like a lock)
  *   urcu-bp's fork hooks, called
- *   only when the application did
- *   not call them itself
+ *   once pcpu_cache_free_rcu() has
+ *   run and only when the
+ *   application did not call them
  * * each cache's lock and per-CPU    cache layer   depot exchange, drain
  *   lock words
  *   per-slot clean-area words        lazy.c        a pop or a push; only

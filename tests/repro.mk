@@ -16,11 +16,12 @@ PCPU_REPRO_TESTS = \
 	tests/preinit_static \
 	tests/hidden-sysfs.sh \
 	tests/test_tumix \
-	tests/test_rcuhang
+	tests/test_rcuhang \
+	tests/atfork_early
 
 check_PROGRAMS += tests/test_forkhang tests/early tests/preinit \
 	tests/preinit_static tests/hs_nosys tests/test_tumix \
-	tests/test_rcuhang
+	tests/test_rcuhang tests/atfork_early
 check_LTLIBRARIES += tests/libtumix_cas.la
 if ENABLE_SHARED
 check_LTLIBRARIES += tests/hs_guard.la
@@ -75,6 +76,13 @@ tests_test_tumix_LDADD = tests/libtumix_cas.la lib/libpcpu.la
 
 # pcpu_cache_destroy() from an RCU callback; the application's own
 # liburcu-bp fork hooks.
+# liburcu's fork hooks registered by the application before libpcpu's
+# set-up (constructor(101), static link as tests/early).
+tests_atfork_early_SOURCES = tests/atfork_early.c
+tests_atfork_early_CFLAGS = $(AM_CFLAGS) $(URCU_CFLAGS)
+tests_atfork_early_LDFLAGS = $(AM_LDFLAGS) -static
+tests_atfork_early_LDADD = lib/libpcpu.la $(URCU_LIBS)
+
 tests_test_rcuhang_SOURCES = tests/test_rcuhang.c
 tests_test_rcuhang_CFLAGS = $(PCPU_TEST_CFLAGS) $(URCU_CFLAGS)
 tests_test_rcuhang_LDADD = $(PCPU_TEST_LDADD) $(URCU_LIBS)

@@ -31,11 +31,17 @@
  * fork().  An application that forks without exec and uses
  * pcpu_cache_free_rcu() may call liburcu's fork hooks around fork(), as
  * liburcu documents (urcu_bp_call_rcu_before_fork(), urcu_bp_before_fork(),
- * and their after-fork pairs), or not call them: both work.  libpcpu calls
- * urcu_bp_before_fork() and its pair itself exactly when the forking
- * thread does not have every signal blocked (urcu_bp_before_fork() blocks
- * them all), so do not unblock a signal between liburcu's before-fork
- * hook and fork().
+ * and their after-fork pairs), or not call them: both work.  Once
+ * pcpu_cache_free_rcu() has been used, libpcpu calls urcu_bp_before_fork()
+ * and its pair itself exactly when the forking thread does not have every
+ * signal blocked (urcu_bp_before_fork() blocks them all), so do not
+ * unblock a signal between liburcu's before-fork hook and fork(), and
+ * register the hooks with pthread_atfork() only after libpcpu's set-up
+ * (not from an early constructor of a static program).  A fork() inside
+ * a read-side critical section while the reclaimer waits for a grace
+ * period leaves liburcu unrepaired in the child: libpcpu waits for no
+ * grace period there (RCU frees stay pending; destroy fails with
+ * EDEADLK); see pcpu_cache_free_rcu(3).
  *
  * Synchronization table ("yes": may run concurrently on one cache)
  *
