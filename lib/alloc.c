@@ -434,9 +434,18 @@ PCPU_API void *pcpu_alloc(size_t size, size_t align)
 	return area;
 }
 
-/* Whether this thread holds the mutex: a signal handler that interrupted
- * it must not wait for it (it would wait for itself).  Only this thread
- * reads or writes it; volatile for the handler. */
+/*
+ * Whether this thread may hold the mutex: a signal handler that
+ * interrupted it must not wait for it (it would wait for itself).  Set
+ * before the lock is taken and cleared after it is released, so that the
+ * flag covers every instruction of pthread_mutex_lock() and _unlock() at
+ * which the mutex can be ours: a handler that runs there fails its try
+ * instead.  (Cleared first and released second, a handler delivered
+ * inside pthread_mutex_unlock(), before the lock word was released,
+ * waited for its own thread: the share-in-a-handler test hung 2 runs in
+ * 40.)  Only this thread reads or writes it; volatile for the handler,
+ * and the calls around it are opaque to the compiler.
+ */
 static __thread volatile int alloc_held
 	__attribute__((tls_model("initial-exec")));
 
@@ -444,17 +453,19 @@ int pcpu__alloc_lock(int wait)
 {
 	if (alloc_held)
 		return -1;		/* nested in our own holder */
-	if (wait ? pthread_mutex_lock(&pcpu_alloc_mutex) :
-		   pthread_mutex_trylock(&pcpu_alloc_mutex))
-		return -1;
 	alloc_held = 1;
+	if (wait ? pthread_mutex_lock(&pcpu_alloc_mutex) :
+		   pthread_mutex_trylock(&pcpu_alloc_mutex)) {
+		alloc_held = 0;
+		return -1;
+	}
 	return 0;
 }
 
 void pcpu__alloc_unlock(void)
 {
-	alloc_held = 0;
 	pthread_mutex_unlock(&pcpu_alloc_mutex);
+	alloc_held = 0;
 }
 
 static void __attribute__((noreturn)) bad_free(void *area, const char *why)
@@ -585,10 +596,14 @@ int pcpu__alloc_set_nr_slots_locked(unsigned n)
  * does not have (fork.c's lock order). */
 void pcpu__alloc_fork_prepare(void)
 {
+	/* As pcpu__alloc_lock(1): a handler's share() during the fork
+	 * fails its try instead of waiting for this thread. */
+	alloc_held = 1;
 	pthread_mutex_lock(&pcpu_alloc_mutex);
 }
 
 void pcpu__alloc_fork_release(void)
 {
 	pthread_mutex_unlock(&pcpu_alloc_mutex);
+	alloc_held = 0;
 }

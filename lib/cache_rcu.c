@@ -60,8 +60,11 @@
  * Invariants (rq_lock protects rq_*, but for rq_head: a lock-free stack,
  * pushed by push_batch() under the array's rcu_lock and taken whole by an
  * atomic exchange under rq_lock):
- *  1. rcu_pending of a cache counts its objects given to free_rcu and not
- *     yet freed; they are counted in in_use too.  A batch is in exactly
+ *  1. rcu_pending of a cache counts its objects in batches: given to
+ *     free_rcu and not yet freed (counted under the rcu_lock that puts
+ *     them in a batch; an object that found no batch memory is freed by
+ *     its own thread after a grace period, uncounted); they are counted
+ *     in in_use too.  A batch is in exactly
  *     one place: a per-CPU slot (pc->rcu), the queue, rq_inflight (its
  *     grace period running), or the reclaimer's local list (being freed);
  *     it leaves its slot and joins the queue under the same hold of the
@@ -76,8 +79,9 @@
  *     rq_lock held and the reclaimer paused) and its after-fork pair
  *     exactly when rq_bp_hooks is set: pcpu_cache_free_rcu() has been
  *     used (rq_used), the application did not call the hook, and the
- *     forking thread is not a reader that the reclaimer's grace period in
- *     progress waits for.
+ *     forking thread is not inside a read-side critical section (a grace
+ *     period in progress would wait for it, and the hook for the grace
+ *     period).
  *  6. In a fork child where libpcpu's objects wait for a grace period
  *     and neither libpcpu nor the application called the hooks (the
  *     last case above, or a first free_rcu racing with fork), rq_nogp
@@ -281,8 +285,6 @@ PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
 		 * batch's free, which expects OBJ_RCU. */
 		pcpu__debug_freeing(cache, obj, __builtin_return_address(0),
 				    OBJ_IN_USE, OBJ_RCU);
-	/* Relaxed: see the essay (fences). */
-	__atomic_fetch_add(&cache->rcu_pending, 1, __ATOMIC_RELAXED);
 	if (!__atomic_load_n(&rq_used, __ATOMIC_RELAXED))
 		__atomic_store_n(&rq_used, 1, __ATOMIC_RELAXED);
 	pc = pcpu__this_cpu_array(cache);
@@ -291,20 +293,16 @@ PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
 	if (!b) {
 		b = pcpu__malloc(sizeof(*b));
 		if (!b) {
+			/* No batch: this thread waits for the grace period
+			 * and frees the object itself, uncounted (invariant
+			 * 1); it stays in in_use until then.  Not in a child
+			 * without grace periods (invariant 6): there it stays
+			 * allocated. */
 			pthread_mutex_unlock(&pc->rcu_lock);
-			/* No grace period here (invariant 6): the object
-			 * stays counted in rcu_pending, never freed. */
 			if (rq_nogp)
 				return;
-			/* No batch: wait for the grace period here. */
 			urcu_bp_synchronize_rcu();
 			pcpu__free_many(cache, 1, &obj, NULL, OBJ_RCU);
-			/* Last, release: as in batch_free(). */
-			__atomic_fetch_sub(&cache->rcu_pending, 1,
-					   __ATOMIC_RELEASE);
-			pthread_mutex_lock(&rq_lock);
-			pthread_cond_broadcast(&rq_done);	/* inv. 4 */
-			pthread_mutex_unlock(&rq_lock);
 			return;
 		}
 		b->cache = cache;
@@ -313,6 +311,12 @@ PCPU_API void pcpu_cache_free_rcu(struct pcpu_cache *cache, void *obj)
 		pc->rcu = b;
 	}
 	b->objs[b->n++] = obj;
+	/* Counted under the rcu_lock that put it in the batch (invariant 1):
+	 * a fork, whose prepare holds every rcu_lock, copies both or neither
+	 * (counted before the lock, an object of a thread parked on it was
+	 * pending in the child and in no batch: its destroy waited forever,
+	 * 11 children in 40).  Relaxed: see the essay (fences). */
+	__atomic_fetch_add(&cache->rcu_pending, 1, __ATOMIC_RELAXED);
 	if (b->n == PCPU_RCU_BATCH || batch_old(b)) {
 		full = b;
 		pc->rcu = NULL;
@@ -420,13 +424,14 @@ void pcpu__rcu_fork_prepare(void)
 	 * vanished readers, and its grace-period lock) is made consistent
 	 * by urcu_bp_before_fork(): ours to call unless the application
 	 * called it, or has no object of ours waiting for a grace period
-	 * (invariant 5).  Not when this thread is a reader and the
-	 * reclaimer's grace period runs: it holds liburcu's grace-period
-	 * lock and waits for this very reader, so the hook would wait for
-	 * it forever.  That child gets liburcu as fork() found it
-	 * (invariant 6).
+	 * (invariant 5).  Not when this thread is a reader: any grace
+	 * period in progress (our reclaimer's, or one of the application's
+	 * threads') holds liburcu's grace-period lock and waits for this
+	 * very reader, so the hook would wait for it forever (both hung in
+	 * review).  That child gets liburcu as fork() found it (invariant
+	 * 6).
 	 */
-	rq_bp_hooks = used && !app_hooks && !(reader && rq_phase == RQ_GP);
+	rq_bp_hooks = used && !app_hooks && !reader;
 	rq_fork_app = app_hooks;
 	if (rq_bp_hooks)
 		urcu_bp_before_fork();

@@ -37,11 +37,12 @@
  * signal blocked (urcu_bp_before_fork() blocks them all), so do not
  * unblock a signal between liburcu's before-fork hook and fork(), and
  * register the hooks with pthread_atfork() only after libpcpu's set-up
- * (not from an early constructor of a static program).  A fork() inside
- * a read-side critical section while the reclaimer waits for a grace
- * period leaves liburcu unrepaired in the child: libpcpu waits for no
- * grace period there (RCU frees stay pending; destroy fails with
- * EDEADLK); see pcpu_cache_free_rcu(3).
+ * (not from an early constructor of a static program); before the first
+ * pcpu_cache_free_rcu() they are the application's alone.  A fork()
+ * inside a read-side critical section leaves liburcu unrepaired in the
+ * child (its hook would wait for a grace period that waits for the
+ * forking reader): libpcpu waits for no grace period there (RCU frees
+ * stay pending; destroy fails with EDEADLK); see pcpu_cache_free_rcu(3).
  *
  * Synchronization table ("yes": may run concurrently on one cache)
  *
