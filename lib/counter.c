@@ -16,7 +16,8 @@
  *         cannot allocate, and of threads that may not write slots.
  * u[s]    slot s's running total since the last set/reset.
  *
- * Each slot's copy is four words: { u, q, w, spare }, 16-byte aligned.
+ * Each slot's copy is four words: { u, q, w, dir }, 16-byte aligned; dir
+ * is the direction of the slot's last publication (lead(), below).
  * P = q + (batch - 1) is the slot's *published* part, and the counter's
  * fold word F (in the meta block of the counter's first granule, alloc.c;
  * a line no other object writes) holds the sum of the published parts:
@@ -29,10 +30,12 @@
  * batch - 1 of P; otherwise, and on a slot's first touch (w == 0), the
  * slow path here publishes: it stores u = n and q = P_new - (batch - 1)
  * in one step (a 16-byte store at the end of an rseq sequence, or a
- * 16-byte CAS), then adds P_new - P_old to F.  P_new is n led in the
- * direction n moved by up to batch - 1 - |delta| (lead() below): a
- * counter that only grows publishes once per 2 * (batch - 1) - |delta|
- * of its total instead of once per batch - 1.
+ * 16-byte CAS), then adds P_new - P_old to F.  P_new is n, led in the
+ * direction n moved by batch - 1 - |delta| when the slot's previous
+ * publication went the same way (lead() below): a counter that only
+ * grows publishes once per 2 * (batch - 1) - |delta| of its total instead
+ * of once per batch - 1, and one that swings back and forth by less than
+ * the batch stays in the middle of its window.
  *
  * Why this shape.  No value ever moves between two words: an update is
  * one store (or one atomic RMW) to one word, and a publication changes
@@ -374,12 +377,14 @@ static int64_t visit(const struct pcpu_counter *c, int64_t *slots,
 			if (__atomic_load_n(p + 2, __ATOMIC_RELAXED)) {
 				__atomic_store_n(p, 0, __ATOMIC_RELAXED);
 				__atomic_store_n(p + 1, -b1, __ATOMIC_RELAXED);
+				__atomic_store_n(p + 3, 0, __ATOMIC_RELAXED);
 			}
 			break;
 		case VISIT_CLEAN:
 			__atomic_store_n(p, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(p + 1, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(p + 2, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(p + 3, 0, __ATOMIC_RELAXED);
 			break;
 		case VISIT_REPAIR:
 			/* A first touch cut short: committed, w not yet set. */
@@ -466,26 +471,34 @@ static int cas2(uint64_t *p, uint64_t o0, uint64_t o1, uint64_t n0,
 
 /*
  * How far ahead of the slot's total n a publication puts the published
- * part, signed as the publishing update moved (@down: towards smaller
- * values): batch - 1 - |delta|, or 0 for a delta of a batch or more.
+ * part, signed as the publishing update moved (@dir: DIR_UP or
+ * DIR_DOWN), given the direction of the slot's previous publication
+ * (@prev, the slot's fourth word; 0 before the first): batch - 1 -
+ * |delta| when both go the same way, else 0.
  *
  * Publishing n itself (lead 0, the kernel's fold to zero) leaves the
  * slot in the middle of its window, so a counter that only grows
  * publishes again after batch - 1 more; published as far ahead as the
  * window allows, it publishes once per 2 * (batch - 1) - |delta|, half
  * the writes to the fold word's line, within the same bound on read()
- * (|u - P| <= batch - 1 holds either way).  Less lead than the whole
- * window by |delta|: an update the other way no larger than the one
- * that published stays in the window, so an oscillation never publishes
- * on every step (to publish each time the magnitudes must keep growing,
- * and they stop at the batch).
+ * (|u - P| <= batch - 1 holds either way).  But a lead leaves the total
+ * |delta| from the window's far edge, and a counter that goes back and
+ * forth (a gauge: requests in flight) would then publish at every turn
+ * (-1, -1, +1, +1, ...: every second update, whatever the batch).  So a
+ * slot leads only when it publishes the same way twice running: a
+ * stream in one direction gets the lead from its second publication on,
+ * and a turn publishes n itself, which puts the slot back in the middle
+ * of its window, where any swing smaller than the batch stays.
  */
-static inline uint64_t lead(uint64_t b1, int64_t delta, int down)
+enum { DIR_UP = 1, DIR_DOWN = 2 };
+
+static inline uint64_t lead(uint64_t b1, int64_t delta, uint64_t dir,
+			    uint64_t prev)
 {
 	uint64_t ad = delta < 0 ? -(uint64_t)delta : (uint64_t)delta;
-	uint64_t h = ad < b1 ? b1 - ad : 0;
+	uint64_t h = ad < b1 && dir == prev ? b1 - ad : 0;
 
-	return down ? -h : h;
+	return dir == DIR_DOWN ? -h : h;
 }
 
 /*
@@ -498,6 +511,7 @@ static int slot_update(const struct pcpu_counter *c, int64_t *slots,
 	unsigned method = __atomic_load_n(&pcpu__rt.method, __ATOMIC_RELAXED);
 	unsigned nr = __atomic_load_n(&pcpu__rt.nr_slots, __ATOMIC_RELAXED);
 	uint64_t b1 = 0, w = 0, *p, x, q, pw, n, pold, pnew, qnew, carry;
+	uint64_t dir = 0;
 	unsigned idx, slot;
 	int d, r;
 
@@ -545,8 +559,13 @@ static int slot_update(const struct pcpu_counter *c, int64_t *slots,
 			qnew = pold - b1;	/* stays within the batch */
 			carry = 0;
 		} else {
-			/* Publish n, led in the direction it moved. */
-			pnew = n + lead(b1, delta, (int64_t)(n - pold) < 0);
+			/* Publish n, led if it moves as it did last time.
+			 * Relaxed: the direction is a hint only this slot's
+			 * publications write (any value is correct). */
+			dir = (int64_t)(n - pold) < 0 ? DIR_DOWN : DIR_UP;
+			pnew = n + lead(b1, delta, dir,
+					__atomic_load_n(p + 3,
+							__ATOMIC_RELAXED));
 			qnew = pnew - b1;
 			carry = pnew - pold;
 		}
@@ -576,6 +595,9 @@ static int slot_update(const struct pcpu_counter *c, int64_t *slots,
 	}
 	if (!pw)
 		set_w(p, w);
+	/* Relaxed: a hint (see lead()). */
+	if (dir && __atomic_load_n(p + 3, __ATOMIC_RELAXED) != dir)
+		__atomic_store_n(p + 3, dir, __ATOMIC_RELAXED);
 	/* Relaxed: F is read whole by read(); it orders nothing. */
 	if (carry)
 		__atomic_fetch_add(fold_word(slots), (int64_t)carry,
@@ -588,7 +610,7 @@ PCPU_API void pcpu__counter_publish(struct pcpu_counter *c, uint64_t *p,
 				   int64_t delta)
 {
 	int64_t *slots = area_of(c);
-	uint64_t b1, x, q, pold, pnew, carry;
+	uint64_t b1, x, q, pold, pnew, carry, dir;
 	int d;
 
 	/* The atomic method only: any thread may CAS any slot. */
@@ -607,9 +629,15 @@ PCPU_API void pcpu__counter_publish(struct pcpu_counter *c, uint64_t *p,
 		if (x - q < 2 * b1 + 1)
 			break;			/* within the batch again */
 		pold = q + b1;
-		pnew = x + lead(b1, delta, (int64_t)(x - pold) < 0);
+		dir = (int64_t)(x - pold) < 0 ? DIR_DOWN : DIR_UP;
+		/* Relaxed: a hint (see lead()). */
+		pnew = x + lead(b1, delta, dir,
+				__atomic_load_n(p + 3, __ATOMIC_RELAXED));
 		carry = pnew - pold;
 		if (cas2(p, x, q, x, pnew - b1) == 0) {
+			if (__atomic_load_n(p + 3, __ATOMIC_RELAXED) != dir)
+				__atomic_store_n(p + 3, dir,
+						 __ATOMIC_RELAXED);
 			/* Relaxed: as in slot_update(). */
 			__atomic_fetch_add(fold_word(slots), (int64_t)carry,
 					   __ATOMIC_RELAXED);

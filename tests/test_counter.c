@@ -175,7 +175,7 @@ static int64_t add_pinned(struct pcpu_counter *c, int64_t delta,
 	return j.added;
 }
 
-/* White-box (lib/counter.c): the four words {u, q, w, spare} of slot @s. */
+/* White-box (lib/counter.c): the four words {u, q, w, dir} of slot @s. */
 static const uint64_t *slot_words(const struct pcpu_counter *c, unsigned s)
 {
 	return (const uint64_t *)(const void *)((const char *)c->pcpu__slots +
@@ -799,8 +799,11 @@ END_TEST
  * from one pinned thread: one slot.  A slot publishes its total ahead in
  * the direction it moves by the batch less one less the delta, so a
  * steady stream of +d (or -d) publishes once per (2 * (batch - 1) - d) / d
- * updates, not once per (batch - 1) / d; and after a publication an
- * oscillation no larger than the update that published never publishes.
+ * updates, not once per (batch - 1) / d; after a publication an
+ * oscillation no larger than the update that published never publishes;
+ * a turn publishes without a lead, so a swing back and forth stays in
+ * the window, and a random walk publishes about as often as it would
+ * with no lead at all.
  * Loop: 0 deltas of 1 (default batch), 1 deltas of -1, 2 deltas of 1500
  * at batch 2^16.
  */
@@ -840,6 +843,10 @@ START_TEST(test_publish_rate)
 	};
 	int64_t d = cases[_i].d, want = 0, osc[2] = { -d, d };
 	int64_t bigger[2] = { -3 * d, 3 * d };
+	int64_t swing[4] = { -d, -d, d, d }, r, last;
+	unsigned walk = 100000, i;
+	double expect_walk;
+	uint64_t rng;
 	uint64_t b1 = ((uint64_t)1 << cases[_i].log2) - 1;
 	uint64_t ad = (uint64_t)(d < 0 ? -d : d);
 	unsigned n = (unsigned)(40 * b1 / ad), pubs, per, cpu;
@@ -860,15 +867,53 @@ START_TEST(test_publish_rate)
 		      "only %u times", n, (long long)d, pubs);
 	expect_batch_value(&c, want, b1, "publish rate, steady");
 
+	/* On to the next publication, which leads: the slot's total is
+	 * then |d| from the far edge of its window. */
+	for (i = 0, last = pcpu_counter_read(&c); i <= 2 * b1 / ad + 1; i++) {
+		pcpu_counter_add(&c, d);
+		want += d;
+		if (pcpu_counter_read(&c) != last)
+			break;
+	}
+	ck_assert_msg(i <= 2 * b1 / ad + 1, "no publication in %u updates "
+		      "of %lld", i, (long long)d);
 	/* Back and forth by the delta that published: never again. */
 	pubs = count_publications(&c, osc, 2, 10000, &want);
 	ck_assert_msg(pubs == 0, "oscillation by %lld published %u times",
+		      (long long)d, pubs);
+	/* A gauge's swing, two steps each way (a slot that led after every
+	 * publication published every second update here). */
+	pubs = count_publications(&c, swing, 4, 10000, &want);
+	ck_assert_msg(pubs <= 2, "swing -2d/+2d by %lld published %u times",
 		      (long long)d, pubs);
 	/* Back and forth by more: a publication or two, then steady. */
 	pubs = count_publications(&c, bigger, 2, 10000, &want);
 	ck_assert_msg(pubs <= 2, "oscillation by %lld published %u times",
 		      (long long)(3 * d), pubs);
 	expect_batch_value(&c, want, b1, "publish rate, oscillation");
+
+	/*
+	 * A random walk of +-d: a centred window of half-width b1 / d steps
+	 * is left after about (b1 / d)^2 steps, so n steps publish about
+	 * n (d / b1)^2 times; a slot that always led (d from the window's
+	 * edge after each publication) published 35x to 500x that.
+	 */
+	rng = tu_rand_seed((uint64_t)_i);
+	for (i = 0, pubs = 0, last = pcpu_counter_read(&c); i < walk; i++) {
+		int64_t step = (tu_rand(&rng) >> 63) ? d : -d;
+
+		pcpu_counter_add(&c, step);
+		want += step;
+		r = pcpu_counter_read(&c);
+		pubs += r != last;
+		last = r;
+	}
+	expect_walk = (double)walk * (double)ad * (double)ad /
+		      ((double)b1 * (double)b1);
+	ck_assert_msg(pubs <= 3 * expect_walk + 5, "random walk of %u steps "
+		      "of %lld published %u times (about %.0f expected)", walk,
+		      (long long)d, pubs, expect_walk);
+	expect_batch_value(&c, want, b1, "publish rate, random walk");
 	pcpu_counter_destroy(&c);
 	ck_assert_int_eq(tu_unpin(), 0);
 }

@@ -26,7 +26,7 @@
  *
  * White-box parts read a counter's private fields: pcpu__owner (0: no
  * owner, else the owner's thread pointer or tags) and the four words
- * {u, q, w, spare} of slot s at (char *)pcpu__slots + s * PCPU__UNIT_SIZE
+ * {u, q, w, dir} of slot s at (char *)pcpu__slots + s * PCPU__UNIT_SIZE
  * (u: the slot's running total since set/reset; P = q + (batch - 1): its
  * published part; w: 2 * batch - 1 once touched, else 0).
  *
@@ -699,14 +699,15 @@ END_TEST
 
 /* What edge_check() saw of each slot last time. */
 struct edge_state {
-	uint64_t u[4096], q[4096], w[4096];
+	uint64_t u[4096], q[4096], w[4096], d[4096];
 };
 
 /*
  * White-box check after one add of @d: exactly the slot that took it
  * changed u by @d (unless it went to the owner word); that slot kept its
  * published part if the new total stayed within batch - 1 of it, else
- * published the new total led by batch - 1 - |d| the way it moved; every
+ * published the new total, led by batch - 1 - |d| the way it moved if it
+ * published that way last time too; every
  * touched slot within batch - 1 of its published part; read() == own + shared + published total (or the exact
  * sum near the limits).  Return: a message, or NULL.
  */
@@ -715,7 +716,7 @@ static const char *edge_check(const struct pcpu_counter *c, uint64_t b1,
 {
 	static char msg[200];
 	unsigned s, n = pcpu_nr_slots(), changed = 0;
-	uint64_t pub = 0, held = 0, own, sh, lead;
+	uint64_t pub = 0, held = 0, own, sh, lead, dir;
 	uint64_t ad = d < 0 ? -(uint64_t)d : (uint64_t)d;
 	int64_t rd, sum;
 
@@ -754,9 +755,12 @@ static const char *edge_check(const struct pcpu_counter *c, uint64_t b1,
 			if (!st->w[s])
 				pold = 0;
 			/* A publication leads u in the direction it moved by
-			 * batch - 1 - |d| (0 for |d| >= batch - 1). */
-			lead = ad < b1 ? b1 - ad : 0;
-			if ((int64_t)(u - pold) < 0)
+			 * batch - 1 - |d| (0 for |d| >= batch - 1) if the
+			 * slot's previous publication went that way too
+			 * (dir: 1 up, 2 down), and records the direction. */
+			dir = (int64_t)(u - pold) < 0 ? 2 : 1;
+			lead = ad < b1 && dir == st->d[s] ? b1 - ad : 0;
+			if (dir == 2)
 				lead = -lead;
 			if (u - pold + b1 <= 2 * b1) {
 				if (q + b1 != pold) {
@@ -767,12 +771,15 @@ static const char *edge_check(const struct pcpu_counter *c, uint64_t b1,
 						 (long long)(q + b1));
 					return msg;
 				}
-			} else if (q + b1 != u + lead) {
+			} else if (q + b1 != u + lead || p[3] != dir) {
 				snprintf(msg, sizeof(msg), "slot %u: u %lld "
 					 "beyond the batch of P %lld, P now "
-					 "%lld, not u + %lld", s, (long long)u,
+					 "%lld, not u + %lld (direction %llu, "
+					 "recorded %llu)", s, (long long)u,
 					 (long long)pold, (long long)(q + b1),
-					 (long long)lead);
+					 (long long)lead,
+					 (unsigned long long)dir,
+					 (unsigned long long)p[3]);
 				return msg;
 			}
 		}
@@ -787,6 +794,7 @@ static const char *edge_check(const struct pcpu_counter *c, uint64_t b1,
 		st->u[s] = u;
 		st->q[s] = q;
 		st->w[s] = w;
+		st->d[s] = p[3];
 	}
 	if (slots && d != 0 && changed > 1) {
 		snprintf(msg, sizeof(msg), "one add changed %u slots", changed);

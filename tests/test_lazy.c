@@ -105,7 +105,7 @@ static void expect_sum(const struct pcpu_counter *c, int64_t want,
 }
 
 /*
- * White-box: word @w of slot @s's copy of @c: {u, q, w, spare}
+ * White-box: word @w of slot @s's copy of @c: {u, q, w, dir}
  * (lib/counter.c): u the slot's running total since set/reset, P = q + B1
  * its published part, w WTOUCH once touched; all zero untouched.
  */
@@ -1141,7 +1141,7 @@ static uint64_t garbage(unsigned k)
 		5,			/* a u in the fast path's window */
 		-B1,			/* q of "published 0" */
 		WTOUCH,			/* w of a touched slot */
-		0xa5a5a5a5a5a5a5a5ull,	/* (words cycle over u, q, w, spare) */
+		0xa5a5a5a5a5a5a5a5ull,	/* (words cycle over u, q, w, dir) */
 		1,
 		~0ull,
 		WTOUCH,

@@ -36,8 +36,9 @@
  * compare-and-swap; see pcpu_update_method().  Each slot keeps a running
  * total and a published part; when the total moves a whole batch away
  * from the published part, the slot publishes it again (ahead of the
- * total in the direction it moved, by up to the batch less the delta, so
- * that a counter that only grows publishes about half as often) and the
+ * total by the batch less the delta when it moved the same way at its
+ * previous publication, so that a counter that only grows publishes
+ * about half as often, and one that swings back and forth no more) and the
  * difference is added to the counter's published total.  The batch is
  * 2^k with PCPU_COUNTER_BATCH_LOG2(k) in the init flags, k = 8 (the
  * default, PCPU_COUNTER_BATCH) to 40.  So pcpu_counter_read() is O(1) and
