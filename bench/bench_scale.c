@@ -674,10 +674,11 @@ static uint64_t life_batch(unsigned long arg)
 /*
  * Two threads add 1 to one LAZY counter; teardown counts what went to
  * lines that more than one slot writes: publications and touch-map words
- * (at most two per slot, once).  When every delta is 1 each publication
- * adds exactly 2 * (batch - 1) to the published total (it publishes at
- * P + batch and leads by batch - 2; test_counter's publish_rate counts
- * them one by one), so their number is read() / (2 * (batch - 1)).
+ * (at most two per slot, once).  When every delta is 1 a slot's first
+ * publication adds the batch to the published total and each later one
+ * exactly 2 * (batch - 1) (it publishes at P + batch and leads by
+ * batch - 2; test_counter's publish_rate counts them one by one), so
+ * their number is read() / (2 * (batch - 1)), to within one per slot.
  * Reported per million adds as the counter shared_line_writes_per_M.
  */
 struct hot_data {

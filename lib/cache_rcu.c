@@ -64,8 +64,8 @@
  *     free_rcu and not yet freed (counted under the rcu_lock that puts
  *     them in a batch; an object that found no batch memory is freed by
  *     its own thread after a grace period, uncounted); they are counted
- *     in in_use too.  A batch is in exactly
- *     one place: a per-CPU slot (pc->rcu), the queue, rq_inflight (its
+ *     in in_use too.  A batch is in exactly one place: a per-CPU slot
+ *     (pc->rcu), the queue, rq_inflight (its
  *     grace period running), or the reclaimer's local list (being freed);
  *     it leaves its slot and joins the queue under the same hold of the
  *     slot's rcu_lock, so fork(), whose prepare takes every rcu_lock,
@@ -87,9 +87,10 @@
  *     last case above, or a first free_rcu racing with fork), rq_nogp
  *     is set: liburcu's grace-period lock may be held by the vanished
  *     reclaimer and its registry may name vanished readers, so libpcpu
- *     waits for no grace period there.  Objects given to pcpu_cache_free_rcu() in or before
- *     such a child stay pending (never freed: memory, not a hang), and
- *     waiting for them (pcpu_cache_destroy()) fails with EDEADLK.
+ *     waits for no grace period there.  Objects given to
+ *     pcpu_cache_free_rcu() in or before such a child stay pending (never
+ *     freed: memory, not a hang), and waiting for them
+ *     (pcpu_cache_destroy()) fails with EDEADLK.
  *
  * Fences: rcu_pending is decremented with release after the batch's
  * objects are back, and loaded with acquire by the waiters, so a destroy
@@ -117,14 +118,19 @@ static int rq_pause;				/* fork in progress */
 static int rq_bp_hooks;		/* this fork: we called urcu_bp_*_fork() */
 /* pcpu_cache_free_rcu() has been called in this process (or its parent):
  * only then are liburcu's fork hooks libpcpu's business (invariant 5).
- * Relaxed: set by the first free_rcu, read by fork prepare, which the
- * application orders after it or not at all (then either answer is
- * right: no object of libpcpu waits for a grace period yet). */
+ * Relaxed: it orders nothing.  A first free_rcu that races with a fork
+ * prepare that read 0 has its object in a batch only if the child's copy
+ * reads 1 (the store comes first, on the same thread), and the child
+ * handler looks at that copy (invariant 6). */
 static int rq_used;
 /* A fork child whose liburcu state was not repaired (invariant 6): no
- * grace period may be waited for in this process. */
+ * grace period may be waited for in this process.  Plain: written only
+ * by the fork child handler, while the child has one thread, and
+ * inherited by its children. */
 static int rq_nogp;
-static int rq_fork_app;		/* this fork: the application's hooks ran */
+/* This fork: the application's hooks ran (prepare to child handler,
+ * under rq_lock). */
+static int rq_fork_app;
 
 /* Set on the reclaimer thread: waiting for our own frees is a deadlock. */
 static __thread int pcpu_on_reclaimer
@@ -405,25 +411,25 @@ static int all_signals_blocked(void)
 
 void pcpu__rcu_fork_prepare(void)
 {
-	int used = __atomic_load_n(&rq_used, __ATOMIC_RELAXED) && !rq_nogp;
 	int app_hooks = all_signals_blocked();
-	int wait_gp = used && !app_hooks, reader = 0;
+	/* urcu_bp_read_ongoing() last: only when the application has not
+	 * taken liburcu's registry lock (it may register this thread, under
+	 * it). */
+	int hooks = __atomic_load_n(&rq_used, __ATOMIC_RELAXED) && !rq_nogp &&
+		    !app_hooks && !urcu_bp_read_ongoing();
 
-	/* Only when the application has not taken liburcu's registry lock
-	 * (urcu_bp_read_ongoing() may register this thread, under it). */
-	if (wait_gp && urcu_bp_read_ongoing()) {
-		wait_gp = 0;
-		reader = 1;
-	}
 	pthread_mutex_lock(&rq_lock);
 	rq_pause = 1;				/* invariant 3 */
-	while (rq_phase == RQ_CB || (rq_phase == RQ_GP && wait_gp))
+	/* Wait for the grace period in progress only if we will call the
+	 * hook: otherwise it may wait for this very reader, or for the lock
+	 * the application's hook holds. */
+	while (rq_phase == RQ_CB || (rq_phase == RQ_GP && hooks))
 		pthread_cond_wait(&rq_done, &rq_lock);
 	/*
 	 * liburcu's own state (its registry, which the child must prune of
 	 * vanished readers, and its grace-period lock) is made consistent
 	 * by urcu_bp_before_fork(): ours to call unless the application
-	 * called it, or has no object of ours waiting for a grace period
+	 * called it, or no object of ours has waited for a grace period yet
 	 * (invariant 5).  Not when this thread is a reader: any grace
 	 * period in progress (our reclaimer's, or one of the application's
 	 * threads') holds liburcu's grace-period lock and waits for this
@@ -431,7 +437,7 @@ void pcpu__rcu_fork_prepare(void)
 	 * review).  That child gets liburcu as fork() found it (invariant
 	 * 6).
 	 */
-	rq_bp_hooks = used && !app_hooks && !reader;
+	rq_bp_hooks = hooks;
 	rq_fork_app = app_hooks;
 	if (rq_bp_hooks)
 		urcu_bp_before_fork();

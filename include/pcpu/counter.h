@@ -174,7 +174,8 @@ PCPU__INLINE void pcpu__own_add(int64_t *p, int64_t delta)
 #endif
 
 /* Out-of-line: publish the slot copy @p if it is a batch or more from its
- * published part (atomic method).  Not API. */
+ * published part, after an add of @delta (which decides how far ahead it
+ * publishes; atomic method).  Not API. */
 PCPU_API void pcpu__counter_publish(struct pcpu_counter *c, uint64_t *p,
 				   int64_t delta);
 

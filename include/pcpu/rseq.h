@@ -123,8 +123,9 @@ _Static_assert(offsetof(struct pcpu__rseq_abi, mm_cid) ==
  * The counters' fast path.  A counter's copy in a slot is four words
  * (counter.c): u, the slot's running total; q, its published part less
  * (batch - 1); w, 2 * batch - 1 once the slot is touched, else 0; and
- * the direction of its last publication (a hint of the slow path's).  Adds @delta to u when the new total n stays within the batch of
- * the published part (n - q < w, unsigned), which also sends an untouched
+ * the direction of its last publication (a hint of the slow path's).
+ * Adds @delta to u when the new total n stays within the batch of the
+ * published part (n - q < w, unsigned), which also sends an untouched
  * slot (w == 0) to the slow path.  Returns 1 when committed, 0 (nothing
  * stored) when the slow path must run.
  */
