@@ -513,6 +513,30 @@ static void *reader_fn(void *p)
 }
 
 /*
+ * Whether this build can run a fork case whose children start threads
+ * (libpcpu's reclaim thread): 0, or 1 after saying why it skips.  As
+ * test_fork: under ASan a multi-threaded fork case outlived its timeout
+ * in CI, and ThreadSanitizer kills a child of a multi-threaded process
+ * that starts a thread (die_after_fork); an emulator that cannot start a
+ * thread in a fork child (tests/qemu-fork-thread.c) sets
+ * PCPU_TEST_NO_FORK_THREAD.
+ */
+static int skip_fork_threads(const char *what)
+{
+#if PCPU__TSAN || defined(__SANITIZE_ADDRESS__)
+	printf("%s: skipped under ThreadSanitizer/ASan\n", what);
+	return 1;
+#else
+	if (getenv("PCPU_TEST_NO_FORK_THREAD")) {
+		printf("%s: skipped (the emulator cannot start a thread in a "
+		       "fork child)\n", what);
+		return 1;
+	}
+	return 0;
+#endif
+}
+
+/*
  * _i bit 0: the application calls liburcu's fork hooks around fork() (as
  * liburcu documents; the urcufork reproducer hung there).  _i bit 1: a
  * reader holds a read-side critical section while a batch is sent just
@@ -527,24 +551,8 @@ START_TEST(test_fork_urcu_hooks)
 	void *v[100];
 	pid_t pid;
 
-#if PCPU__TSAN || defined(__SANITIZE_ADDRESS__)
-	/* As test_fork: under ASan a multi-threaded fork case outlived its
-	 * timeout in CI.  The child restarts libpcpu's reclaim thread, and ThreadSanitizer
-	 * kills a child of a multi-threaded process that starts a thread
-	 * (die_after_fork); the other builds run this case. */
-	(void)hooks; (void)busy; (void)status; (void)i; (void)c; (void)rj;
-	(void)rt; (void)v; (void)pid;
-	printf("fork x urcu hooks: skipped under ThreadSanitizer/ASan\n");
-	return;
-#endif
-
-	/* The child starts libpcpu's reclaim thread: an emulator that
-	 * cannot do that (tests/qemu-fork-thread.c) skips the case. */
-	if (getenv("PCPU_TEST_NO_FORK_THREAD")) {
-		printf("fork x urcu hooks: skipped (the emulator cannot start "
-		       "a thread in a fork child)\n");
+	if (skip_fork_threads("fork x urcu hooks"))
 		return;
-	}
 	alarm(GUARD_SECONDS);
 	c = pcpu_cache_create("forked", 64, 0, NULL, NULL, NULL, 0);
 	ck_assert_ptr_nonnull(c);
@@ -621,6 +629,39 @@ static void *freer_fn(void *p)
 	return NULL;
 }
 
+/* A cache named @name and a thread freeing into it with free_rcu,
+ * started: libpcpu's RCU frees are in use when this returns. */
+static void freer_start(struct freer_job *j, pthread_t *t, const char *name)
+{
+	j->c = pcpu_cache_create(name, 64, 0, NULL, NULL, NULL, 0);
+	ck_assert_ptr_nonnull(j->c);
+	ck_assert_int_eq(pthread_create(t, NULL, freer_fn, j), 0);
+	while (!__atomic_load_n(&j->frees, __ATOMIC_RELAXED))
+		usleep(100);
+}
+
+/* Stop @j's threads (@t and, if @t2, *@t2): they poll j->stop. */
+static void freer_stop(struct freer_job *j, pthread_t t, pthread_t *t2)
+{
+	__atomic_store_n(&j->stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	if (t2)
+		pthread_join(*t2, NULL);
+}
+
+/* Wait for child @pid; count it in *@bad unless it exited 0, the first
+ * such status (-1: fork failed) in *@first_bad. */
+static void reap(pid_t pid, int *bad, int *first_bad)
+{
+	int status = -1;
+
+	if (pid < 0 || waitpid(pid, &status, 0) != pid ||
+	    !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (!(*bad)++)
+			*first_bad = pid < 0 ? -1 : status;
+	}
+}
+
 /* In the child: free_rcu, shrink and a cache of its own never hang. */
 static int reader_child(struct pcpu_cache *parent_cache)
 {
@@ -666,34 +707,20 @@ static void *syncer_fn(void *p)
 START_TEST(test_fork_in_reader)
 {
 	struct freer_job j = { NULL, 0, 0 };
-	int i, status, bad = 0, first_bad = 0, forks = 300;
+	int i, bad = 0, first_bad = 0, forks = 300;
 	pthread_t t, st;
 	pid_t pid;
 
-#if PCPU__TSAN || defined(__SANITIZE_ADDRESS__)
-	/* As test_fork_urcu_hooks (a repaired child starts a thread). */
-	(void)j; (void)i; (void)status; (void)bad; (void)first_bad;
-	(void)forks; (void)t; (void)pid; (void)st;
-	printf("fork in reader: skipped under ThreadSanitizer/ASan\n");
-	return;
-#endif
-	if (getenv("PCPU_TEST_NO_FORK_THREAD")) {
-		printf("fork in reader: skipped (the emulator cannot start a "
-		       "thread in a fork child)\n");
+	if (skip_fork_threads("fork in reader"))
 		return;
-	}
 	alarm(GUARD_SECONDS * 3);
-	j.c = pcpu_cache_create("reader_fork", 64, 0, NULL, NULL, NULL, 0);
-	ck_assert_ptr_nonnull(j.c);
-	ck_assert_int_eq(pthread_create(&t, NULL, freer_fn, &j), 0);
 	/* Forks begin once libpcpu has RCU frees of its own: before that,
 	 * liburcu's fork hooks are the application's business alone.
 	 * _i 1: another thread of the application runs grace periods too
 	 * (libpcpu's prepare called the hook unless its own reclaimer was
 	 * in one: the hook waited for that thread's grace period, which
 	 * waited for us; 2 runs in 3 in review). */
-	while (!__atomic_load_n(&j.frees, __ATOMIC_RELAXED))
-		usleep(100);		/* libpcpu's RCU frees are in use */
+	freer_start(&j, &t, "reader_fork");
 	if (_i)
 		ck_assert_int_eq(pthread_create(&st, NULL, syncer_fn, &j), 0);
 	for (i = 0; i < forks; i++) {
@@ -702,16 +729,9 @@ START_TEST(test_fork_in_reader)
 		if (pid == 0)
 			_exit(reader_child(j.c));
 		urcu_bp_read_unlock();
-		if (pid < 0 || waitpid(pid, &status, 0) != pid ||
-		    !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			if (!bad++)
-				first_bad = pid < 0 ? -1 : status;
-		}
+		reap(pid, &bad, &first_bad);
 	}
-	__atomic_store_n(&j.stop, 1, __ATOMIC_RELEASE);
-	pthread_join(t, NULL);
-	if (_i)
-		pthread_join(st, NULL);
+	freer_stop(&j, t, _i ? &st : NULL);
 	ck_assert_msg(bad == 0, "%d of %d children failed; first: status "
 		      "0x%x", bad, forks, first_bad);
 	ck_assert_uint_gt(j.frees, 0);
@@ -731,27 +751,14 @@ END_TEST
 START_TEST(test_fork_child_destroy)
 {
 	struct freer_job j = { NULL, 0, 0 };
-	int i, status, bad = 0, first_bad = 0, forks = 60, r;
+	int i, bad = 0, first_bad = 0, forks = 60, r;
 	pthread_t t;
 	pid_t pid;
 
-#if PCPU__TSAN || defined(__SANITIZE_ADDRESS__)
-	(void)j; (void)i; (void)status; (void)bad; (void)first_bad;
-	(void)forks; (void)t; (void)pid; (void)r;
-	printf("fork child destroy: skipped under ThreadSanitizer/ASan\n");
-	return;
-#endif
-	if (getenv("PCPU_TEST_NO_FORK_THREAD")) {
-		printf("fork child destroy: skipped (the emulator cannot start "
-		       "a thread in a fork child)\n");
+	if (skip_fork_threads("fork child destroy"))
 		return;
-	}
 	alarm(GUARD_SECONDS * 3);
-	j.c = pcpu_cache_create("child_destroy", 64, 0, NULL, NULL, NULL, 0);
-	ck_assert_ptr_nonnull(j.c);
-	ck_assert_int_eq(pthread_create(&t, NULL, freer_fn, &j), 0);
-	while (!__atomic_load_n(&j.frees, __ATOMIC_RELAXED))
-		usleep(100);
+	freer_start(&j, &t, "child_destroy");
 	for (i = 0; i < forks; i++) {
 		pid = fork();
 		if (pid == 0) {
@@ -759,14 +766,9 @@ START_TEST(test_fork_child_destroy)
 			r = pcpu_cache_destroy(j.c);
 			_exit(r == 0 || r == -EBUSY ? 0 : 2);
 		}
-		if (pid < 0 || waitpid(pid, &status, 0) != pid ||
-		    !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			if (!bad++)
-				first_bad = pid < 0 ? -1 : status;
-		}
+		reap(pid, &bad, &first_bad);
 	}
-	__atomic_store_n(&j.stop, 1, __ATOMIC_RELEASE);
-	pthread_join(t, NULL);
+	freer_stop(&j, t, NULL);
 	ck_assert_msg(bad == 0, "%d of %d children failed (0x%x: killed by "
 		      "signal %d means a hang)", bad, forks, first_bad,
 		      WIFSIGNALED(first_bad) ? WTERMSIG(first_bad) : 0);

@@ -796,10 +796,10 @@ END_TEST
 /*
  * How often a slot publishes, counted as the changes of read() (a
  * publication is the only thing that moves it) on a LAZY counter updated
- * from one pinned thread: one slot.  A slot publishes its total ahead in
- * the direction it moves by the batch less one less the delta, so a
- * steady stream of +d (or -d) publishes once per (2 * (batch - 1) - d) / d
- * updates, not once per (batch - 1) / d; after a publication an
+ * from one pinned thread: one slot.  A slot that publishes the same way
+ * twice running publishes its total ahead by the batch less one less the
+ * delta, so a steady stream of +d (or -d) publishes once per
+ * (2 * (batch - 1) - d) / d updates, not once per (batch - 1) / d; after a publication an
  * oscillation no larger than the update that published never publishes;
  * a turn publishes without a lead, so a swing back and forth stays in
  * the window, and a random walk publishes about as often as it would
@@ -843,7 +843,7 @@ START_TEST(test_publish_rate)
 	};
 	int64_t d = cases[_i].d, want = 0, osc[2] = { -d, d };
 	int64_t bigger[2] = { -3 * d, 3 * d };
-	int64_t swing[4] = { -d, -d, d, d }, r, last;
+	int64_t swing[4] = { -d, -d, d, d }, *steps, last;
 	unsigned walk = 100000, i;
 	double expect_walk;
 	uint64_t rng;
@@ -898,16 +898,13 @@ START_TEST(test_publish_rate)
 	 * n (d / b1)^2 times; a slot that always led (d from the window's
 	 * edge after each publication) published 35x to 500x that.
 	 */
+	steps = malloc(walk * sizeof(*steps));
+	ck_assert_ptr_nonnull(steps);
 	rng = tu_rand_seed((uint64_t)_i);
-	for (i = 0, pubs = 0, last = pcpu_counter_read(&c); i < walk; i++) {
-		int64_t step = (tu_rand(&rng) >> 63) ? d : -d;
-
-		pcpu_counter_add(&c, step);
-		want += step;
-		r = pcpu_counter_read(&c);
-		pubs += r != last;
-		last = r;
-	}
+	for (i = 0; i < walk; i++)
+		steps[i] = (tu_rand(&rng) >> 63) ? d : -d;
+	pubs = count_publications(&c, steps, walk, walk, &want);
+	free(steps);
 	expect_walk = (double)walk * (double)ad * (double)ad /
 		      ((double)b1 * (double)b1);
 	ck_assert_msg(pubs <= 3 * expect_walk + 5, "random walk of %u steps "

@@ -707,9 +707,9 @@ struct edge_state {
  * changed u by @d (unless it went to the owner word); that slot kept its
  * published part if the new total stayed within batch - 1 of it, else
  * published the new total, led by batch - 1 - |d| the way it moved if it
- * published that way last time too; every
- * touched slot within batch - 1 of its published part; read() == own + shared + published total (or the exact
- * sum near the limits).  Return: a message, or NULL.
+ * published that way last time too; every touched slot within batch - 1
+ * of its published part; read() == own + shared + published total (or
+ * the exact sum near the limits).  Return: a message, or NULL.
  */
 static const char *edge_check(const struct pcpu_counter *c, uint64_t b1,
 			      struct edge_state *st, int64_t d, bool slots)
