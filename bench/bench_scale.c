@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench_scale.c - unrelated objects never meet: every non-eager operation
- * run by 1 and by 2 threads (more with PCPU_BENCH_SCALING=1), each thread
+ * run by 1 and by 2 threads (1, 2, 4, ... up to the CPU count with
+ * bench/run --scaling, which sets PCPU_BENCH_SCALING=1), each thread
  * pinned to a CPU of its own (the single thread too, so that both runs
  * are alike) and working on an object of its own, next to
  * the machine's ceiling (each thread adding to a private word) measured

@@ -105,8 +105,14 @@ void register_all()
 		for (unsigned a = 0; a < b->nr_args; a++)
 			reg->Arg((int64_t)b->args[a]);
 		if (b->scale && scale_all) {
-			for (int t = 1; t <= pcpu_bench_nr_cpus(); t *= 2)
+			// 1, 2, 4, ... and the CPU count itself (192 is not a
+			// power of two).
+			int n = pcpu_bench_nr_cpus(), t;
+
+			for (t = 1; t <= n; t *= 2)
 				reg->Threads(t);
+			if (t / 2 != n)
+				reg->Threads(n);
 		} else if (b->threads[0] == 0) {
 			reg->Threads(1);
 		} else {
