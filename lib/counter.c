@@ -718,7 +718,7 @@ static int64_t *install(struct pcpu_counter *c, int wait)
 	if (__atomic_compare_exchange_n(&c->pcpu__slots, &expected, area, 0,
 					__ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
 		return area;
-	pcpu__lazy_release(area);
+	pcpu__lazy_release(area, wait);
 	return expected;
 }
 
@@ -811,7 +811,7 @@ static void free_area(const struct pcpu_counter *c, int64_t *slots)
 	if (is_eager(c))
 		pcpu_free(slots);
 	else
-		pcpu__lazy_release(slots);
+		pcpu__lazy_release(slots, 1);
 }
 
 PCPU_API int pcpu_counter_init_many(struct pcpu_counter *c, int64_t value,

@@ -34,8 +34,14 @@
  *   lock words
  *   per-slot clean-area words        lazy.c        a pop or a push; only
  *                                                  ever tried, reset in
- *                                                  the child
- * * allocator mutex                  alloc.c       chunk work
+ *                                                  the child but the one
+ *                                                  the forking thread
+ *                                                  holds
+ * * allocator mutex                  alloc.c       chunk work; a DUAL
+ *                                                  upgrade (an update)
+ *                                                  only tries it and
+ *                                                  holds it with every
+ *                                                  signal blocked
  *   counter fold journals            counter.c     not a lock: repaired
  *                                                  in the child
  *

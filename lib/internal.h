@@ -130,8 +130,9 @@ void pcpu__alloc_fork_release(void);
  * with @info (INFO_*) or-ed into its info word; @wait 0 never waits for
  * the allocator mutex (NULL, errno EAGAIN).  NULL with errno ENOMEM. */
 void *pcpu__lazy_alloc(size_t size, size_t align, uint64_t info, int wait);
-/* Give back an area from pcpu__lazy_alloc(), clean again. */
-void pcpu__lazy_release(void *area);
+/* Give back an area from pcpu__lazy_alloc(), clean again; with @wait 0
+ * (an update) without waiting for the allocator mutex. */
+void pcpu__lazy_release(void *area, int wait);
 
 /* Record that @slot touched the area whose first meta block is @meta. */
 void pcpu__touch_mark(uint64_t *meta, unsigned slot);

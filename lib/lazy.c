@@ -53,6 +53,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,12 @@ static struct pcpu_lazy_cpu *lazy_cpus;
 /* Highest slot whose entry was used, plus one: pcpu_set_nr_slots() and
  * fork visit only those.  Written once per slot (fetch-max), ever. */
 static unsigned lazy_hi;
+/* Clean areas that an update could not give back without waiting
+ * (invariant 5): a stack linked through PCPU__META_FOLD.  Pushed by CAS
+ * from any context, emptied whole (one exchange) under the mutex, so no
+ * pop can suffer ABA.  Written only when an upgrade loses its race to a
+ * full stack: not on any path whose rate grows with the work. */
+static void *lazy_orphans;
 
 /* --- the per-slot stacks ------------------------------------------------ */
 
@@ -102,6 +109,21 @@ static struct pcpu_lazy_cpu *lazy_cpus_get(void)
 	return p;
 }
 
+/*
+ * The slot entry this thread holds, for the fork child: a signal handler
+ * that interrupted this thread in the middle of a pop or push, and forked,
+ * must find that entry still locked in the child (the interrupted code may
+ * resume there when the handler returns, and the stack may be half
+ * written: the entries and the count are plain stores).  Every other
+ * entry's holder is gone in the child and its lock is reset.  Set after
+ * the lock is taken, cleared after it is released: a fork in either gap
+ * resets a lock whose stack is whole, or skips a lock that is free.  Only
+ * this thread and its handlers access it; the signal fences keep the
+ * compiler from moving the stack's stores across it.
+ */
+static __thread struct pcpu_lazy_cpu *volatile slot_held
+	__attribute__((tls_model("initial-exec")));
+
 /* The caller's slot's entry, locked; NULL if busy or unavailable. */
 static struct pcpu_lazy_cpu *slot_lock(void)
 {
@@ -122,6 +144,10 @@ static struct pcpu_lazy_cpu *slot_lock(void)
 	/* Acquire: the stack as its previous holder left it. */
 	if (__atomic_exchange_n(&pc->lock, 1, __ATOMIC_ACQUIRE))
 		return NULL;
+	/* Before any change to the stack, as seen by a handler of this
+	 * thread (see slot_held). */
+	slot_held = pc;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	return pc;
 }
 
@@ -129,6 +155,8 @@ static void slot_unlock(struct pcpu_lazy_cpu *pc)
 {
 	/* Release: our stack changes before the next holder's acquire. */
 	__atomic_store_n(&pc->lock, 0, __ATOMIC_RELEASE);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	slot_held = NULL;
 }
 
 /* The class of @n granules aligned to @a granules, or -1 (no cache). */
@@ -180,6 +208,61 @@ static void chunk_put_locked(void *area)
 	pcpu__free_locked(area, 0);
 }
 
+/* Invariant 5: an update's hold of the mutex, with every signal blocked.
+ * pthread_sigmask() is async-signal-safe; the update may itself run in a
+ * handler. */
+static void update_block(sigset_t *old)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+static void update_unblock(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* Invariant 5: a clean area onto the orphan list, without waiting. */
+static void orphan_push(void *area)
+{
+	uint64_t *link = &pcpu__meta(area)[PCPU__META_FOLD];
+	/* Relaxed: the head is only compared; the release CAS below
+	 * publishes the link to the emptier's acquire exchange. */
+	void *head = __atomic_load_n(&lazy_orphans, __ATOMIC_RELAXED);
+
+	do {
+		/* Relaxed: the area is ours until the CAS publishes it. */
+		__atomic_store_n(link, (uint64_t)(uintptr_t)head,
+				 __ATOMIC_RELAXED);
+	} while (!__atomic_compare_exchange_n(&lazy_orphans, &head, area, 1,
+					      __ATOMIC_RELEASE,
+					      __ATOMIC_RELAXED));
+}
+
+/* Under the mutex: every orphan back to its chunk, its link zeroed
+ * (invariant 1: a clean area's meta words are zero). */
+static void orphans_put_locked(void)
+{
+	/* Relaxed test first: the list is almost always empty.  Acquire
+	 * exchange: pairs with orphan_push()'s release CAS (the links). */
+	void *area = __atomic_load_n(&lazy_orphans, __ATOMIC_RELAXED) ?
+		__atomic_exchange_n(&lazy_orphans, NULL, __ATOMIC_ACQUIRE) :
+		NULL;
+
+	while (area) {
+		uint64_t *link = &pcpu__meta(area)[PCPU__META_FOLD];
+		void *next = (void *)(uintptr_t)__atomic_load_n(link,
+							       __ATOMIC_RELAXED);
+
+		/* Relaxed: the area is ours again (the exchange above). */
+		__atomic_store_n(link, 0, __ATOMIC_RELAXED);
+		chunk_put_locked(area);
+		area = next;
+	}
+}
+
 void *pcpu__lazy_alloc(size_t size, size_t align, uint64_t info, int wait)
 {
 	unsigned n = (unsigned)((size + GRAN - 1) / GRAN);
@@ -187,6 +270,7 @@ void *pcpu__lazy_alloc(size_t size, size_t align, uint64_t info, int wait)
 	int c = class_of(n, a), i;
 	struct pcpu_lazy_cpu *pc = NULL;
 	void *area = NULL, *extra[PCPU_LAZY_BATCH];
+	sigset_t omask;
 
 	pcpu__init();
 	if (c >= 0 && (pc = slot_lock()) != NULL) {
@@ -196,13 +280,19 @@ void *pcpu__lazy_alloc(size_t size, size_t align, uint64_t info, int wait)
 			goto got;
 		}
 	}
-	/* A miss: one area for us and a batch for the stack, if we hold it. */
+	/* A miss: one area for us and a batch for the stack, if we hold it.
+	 * An update holds the mutex with signals blocked (invariant 5). */
+	if (!wait)
+		update_block(&omask);
 	if (pcpu__alloc_lock(wait)) {
+		if (!wait)
+			update_unblock(&omask);
 		if (pc)
 			slot_unlock(pc);
 		errno = EAGAIN;
 		return NULL;
 	}
+	orphans_put_locked();
 	area = chunk_get_locked(c, n, a, info);
 	for (i = 0; area && pc && i < PCPU_LAZY_BATCH; i++) {
 		extra[i] = chunk_get_locked(c, n, a, info);
@@ -210,6 +300,8 @@ void *pcpu__lazy_alloc(size_t size, size_t align, uint64_t info, int wait)
 			break;
 	}
 	pcpu__alloc_unlock();
+	if (!wait)
+		update_unblock(&omask);
 	if (pc) {
 		/* Entries first, then the count (invariant 2). */
 		while (area && i > 0 && pc->n[c] < CAP)
@@ -240,7 +332,7 @@ got:
 	return area;
 }
 
-void pcpu__lazy_release(void *area)
+void pcpu__lazy_release(void *area, int wait)
 {
 	/* Relaxed: the caller holds the area. */
 	uint64_t info = __atomic_load_n(&pcpu__meta(area)[PCPU__META_INFO],
@@ -260,11 +352,21 @@ void pcpu__lazy_release(void *area)
 			spill[i] = pc->stack[c][--pc->n[c]];
 		pc->stack[c][pc->n[c]++] = area;
 		slot_unlock(pc);
+		if (!wait) {
+			for (i = 0; i < PCPU_LAZY_BATCH; i++)
+				orphan_push(spill[i]);
+			return;
+		}
 		if (pcpu__alloc_lock(1))
 			return;		/* see below */
+		orphans_put_locked();
 		for (i = 0; i < PCPU_LAZY_BATCH; i++)
 			chunk_put_locked(spill[i]);
 		pcpu__alloc_unlock();
+		return;
+	}
+	if (!wait) {
+		orphan_push(area);
 		return;
 	}
 	/* A signal handler that interrupted this thread's own hold of the
@@ -306,6 +408,7 @@ PCPU_API int pcpu_set_nr_slots(unsigned n)
 			slot_unlock(&cpus[s]);
 		return -EBUSY;		/* from a handler of our own holder */
 	}
+	orphans_put_locked();
 	for (s = 0; s < hi; s++)
 		for (c = 0; c < NCLASS; c++)
 			cached += cpus[s].n[c];
@@ -325,8 +428,9 @@ PCPU_API int pcpu_set_nr_slots(unsigned n)
 	return r;
 }
 
-/* fork: the child has one thread, so no slot word can be held for real;
- * a stack a vanished thread was changing loses at most that one area. */
+/* fork: the child has one thread, so no slot word is held for real but
+ * the one its own interrupted code holds (slot_held); a stack a vanished
+ * thread was changing loses at most that one area. */
 void pcpu__lazy_fork_child(void)
 {
 	struct pcpu_lazy_cpu *cpus = __atomic_load_n(&lazy_cpus,
@@ -334,7 +438,8 @@ void pcpu__lazy_fork_child(void)
 	unsigned hi = __atomic_load_n(&lazy_hi, __ATOMIC_RELAXED), s;
 
 	for (s = 0; cpus && s < hi; s++)
-		__atomic_store_n(&cpus[s].lock, 0, __ATOMIC_RELAXED);
+		if (&cpus[s] != slot_held)
+			__atomic_store_n(&cpus[s].lock, 0, __ATOMIC_RELAXED);
 }
 
 /* --- touch maps --------------------------------------------------------- */
@@ -681,7 +786,7 @@ PCPU_API void pcpu_free(void *area)
 				__atomic_store_n(&pcpu__meta((char *)area +
 							     (size_t)g * GRAN)[PCPU__META_INFO],
 						 0, __ATOMIC_RELAXED);
-			pcpu__lazy_release(area);
+			pcpu__lazy_release(area, 1);
 			return;
 		}
 	}

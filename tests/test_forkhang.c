@@ -29,6 +29,11 @@
  *              fork() from a signal handler that interrupted the main
  *              thread's own folding add: the child's sum must be the value
  *              before or after that add, never a fold split in two.
+ *  sighandler_fork_upgrade
+ *              fork() from a signal handler that interrupted a DUAL
+ *              counter's upgrade (a second thread's first update), which
+ *              may hold the allocator mutex: no hang, and the child can
+ *              still upgrade counters.
  *
  * Exactness: a single-threaded parent knows the counter's value at the
  * instant of fork() (the handler's count and the main thread's running
@@ -477,6 +482,135 @@ START_TEST(sighandler_fork)
 }
 END_TEST
 
+/* --- (c3) fork() from a handler that interrupted a DUAL upgrade -------- */
+
+/*
+ * A second thread's first update upgrades a DUAL counter: it takes a clean
+ * area, and every PCPU_LAZY_BATCH + 1 upgrades refills its slot's stack
+ * under the allocator mutex.  A handler of the upgrading thread that forks
+ * there ran the prepare handler, which waits for that mutex, in the thread
+ * that held it: the first run of this case hung within a few thousand
+ * upgrades.  The upgrade now holds the mutex with signals blocked.
+ */
+#define UPG_N		4000
+#define UPG_FORKS	600
+#define UPG_SECONDS	10
+
+static struct pcpu_counter upg[UPG_N];
+static volatile int upg_claimed;	/* counters the owner thread claimed */
+static volatile unsigned uforks, ufails;
+static volatile int ufirst_status;
+static volatile int upg_at;		/* the counter main is upgrading */
+
+static void *upg_owner(void *arg)
+{
+	sigset_t all;
+	int i;
+
+	(void)arg;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);	/* the timer is main's */
+	for (i = 0; i < UPG_N; i++) {
+		pcpu_counter_inc(&upg[i]);	/* claims ownership */
+		__atomic_store_n(&upg_claimed, i + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static void on_tick_fork_upgrade(int sig)
+{
+	int e = errno, at = upg_at;
+	pid_t pid;
+	int st;
+
+	(void)sig;
+	at_fork = uforks;
+	pid = fork();
+	if (pid == 0) {
+		struct pcpu_counter c;
+		int64_t got;
+
+		alarm(CHILD_SECONDS);
+		stage = "child of a handler that interrupted an upgrade";
+		/* Counters before the one in flight are upgraded and hold 2;
+		 * the child can still allocate and upgrade. */
+		got = at > 0 ? pcpu_counter_sum(&upg[at - 1]) : 2;
+		if (got != 2)
+			_exit(EXIT_WRONG);
+		if (pcpu_counter_init(&c, 0, PCPU_COUNTER_DUAL) ||
+		    pcpu_counter_share(&c) != 0)
+			_exit(EXIT_WRONG);
+		pcpu_counter_add(&c, 5);
+		_exit(pcpu_counter_sum(&c) == 5 ? 0 : EXIT_WRONG);
+	}
+	st = pid < 0 ? -1 : reap(pid);
+	if (!status_ok(st) && ufails++ == 0)
+		ufirst_status = st;
+	uforks++;
+	timer_oneshot(50000);
+	errno = e;
+}
+
+START_TEST(sighandler_fork_upgrade)
+{
+	sigset_t tick;
+	pthread_t t;
+	unsigned rounds = 0;
+	time_t end = time(NULL) + UPG_SECONDS;
+	int i, bad = 0;
+
+	watchdog(CASE_SECONDS);
+	stage = "fork from a handler that interrupted an upgrade";
+	sigemptyset(&tick);
+	sigaddset(&tick, SIGUSR2);
+	uforks = ufails = 0;
+	timer_start(SIGUSR2, on_tick_fork_upgrade, 50000);
+	/* Rounds of fresh counters, so that upgrades keep refilling their
+	 * slot's stack of clean areas under the mutex (destroy gives the
+	 * areas back, and a full stack spills to the chunks). */
+	while (uforks < UPG_FORKS && time(NULL) < end) {
+		pthread_sigmask(SIG_BLOCK, &tick, NULL);
+		for (i = 0; i < UPG_N; i++)
+			ck_assert_int_eq(pcpu_counter_init(&upg[i], 0,
+							   PCPU_COUNTER_DUAL), 0);
+		upg_at = 0;
+		upg_claimed = 0;
+		ck_assert_int_eq(pthread_create(&t, NULL, upg_owner, NULL), 0);
+		pthread_sigmask(SIG_UNBLOCK, &tick, NULL);
+		timer_oneshot(50000);	/* then re-armed by each handler */
+		for (i = 0; i < UPG_N; i++) {
+			while (__atomic_load_n(&upg_claimed,
+					       __ATOMIC_ACQUIRE) <= i)
+				;
+			upg_at = i;
+			pcpu_counter_inc(&upg[i]);	/* the upgrade */
+			/* The handler reads upg_at: the compiler must not
+			 * sink the inline add below the next store to it. */
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		}
+		/* Destroy may take the mutex: not from under a handler's
+		 * fork (libpcpu(7), Fork). */
+		pthread_sigmask(SIG_BLOCK, &tick, NULL);
+		pthread_join(t, NULL);
+		for (i = 0; i < UPG_N; i++) {
+			if (!pcpu_counter_is_shared(&upg[i]) ||
+			    pcpu_counter_sum(&upg[i]) != 2)
+				bad++;
+			pcpu_counter_destroy(&upg[i]);
+		}
+		rounds++;
+	}
+	timer_stop(SIGUSR2);
+	alarm(0);
+	fprintf(stderr, "sighandler_fork_upgrade: %u forks over %u rounds of "
+		"%d upgrades\n", uforks, rounds, UPG_N);
+	ck_assert_msg(bad == 0, "%d counters not upgraded to 2", bad);
+	ck_assert_msg(uforks > 0, "no fork happened");
+	ck_assert_msg(ufails == 0, "%u of %u children failed; first status %#x",
+		      ufails, uforks, ufirst_status);
+}
+END_TEST
+
 /* --- (b) foldfork: an application lock held by a folder ---------------- */
 
 static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -583,6 +717,7 @@ static Suite *forkhang_suite(void)
 	tcase_set_timeout(tc, CASE_SECONDS + 10);
 	tcase_add_test(tc, nested);
 	tcase_add_test(tc, sighandler_fork);
+	tcase_add_test(tc, sighandler_fork_upgrade);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("foldfork");
