@@ -52,12 +52,15 @@
  *
  * Handlers that other libraries registered before these (libpcpu loaded
  * with dlopen() after them) run after these in the prepare phase, with
- * the allocator mutex already held: such a handler must not wait for a
- * lock that a thread may hold while it calls a function of libpcpu that
- * takes that mutex (pcpu_alloc(), pcpu_free() of an eager area, EAGER
- * counter init/destroy, pcpu_set_nr_slots(), cache creation and slab
- * work), the same rule as for malloc(3)'s own fork handling.  Updates
- * take no lock, so holding an application lock around them is fine.
+ * the allocator mutex and the caches' locks already held: such a handler
+ * must not wait for a lock that a thread may hold while it calls a
+ * function of libpcpu that can wait for one of them (everything that
+ * allocates or frees: pcpu_alloc(), pcpu_alloc_lazy(), pcpu_free(),
+ * counter init/destroy/share, pcpu_set_nr_slots(), every pcpu_cache_*
+ * call but a PCPU_NOWAIT allocation, whenever its per-CPU cache is empty,
+ * full or held), the same rule as for malloc(3)'s own fork handling.
+ * Updates and reads take no lock, so holding an application lock around
+ * them is fine.
  */
 #include "internal.h"
 
